@@ -1,0 +1,72 @@
+"""yolo-efficientrep: YOLOv6's EfficientRep design (RepVGG-style re-parameterizable blocks) for stock Ultralytics.
+
+Importing the package registers its blocks with Ultralytics' YAML parser (see ``integration``); after ``pip install``
+a start-up hook does this automatically as soon as Ultralytics loads, so user code never needs this import. Set
+``YOLO_EFFICIENTREP_AUTOLOAD=0`` to turn the automatic part off, and call ``unregister()`` to restore stock behaviour.
+
+Examples:
+    >>> from ultralytics import YOLO
+    >>> model = YOLO("yolov8n-efficientrep.yaml")  # the plugin's YAML, resolved by bare name
+    >>> model.fuse()  # every RepVGGBlock collapses into one 3x3 conv
+"""
+
+from __future__ import annotations
+
+from .blocks import (
+    CSPSPPF,
+    BepC3,
+    BiFusion,
+    BottleRep,
+    RepBlock,
+    RepVGGBlock,
+    SimConv,
+    SimCSPSPPF,
+    SimSPPF,
+    Transpose,
+    make_act,
+    reparameterize,
+)
+from .integration import (
+    BLOCKS,
+    SUPPORTED_ULTRALYTICS,
+    ModelConfigError,
+    RegistrationError,
+    UnknownModuleError,
+    UnsupportedVersionError,
+    is_registered,
+    register,
+    unregister,
+)
+from .resources import cfg_dir, find_yaml, yaml_names
+
+__version__ = "0.1.0"
+
+__all__ = (
+    "BLOCKS",
+    "CSPSPPF",
+    "SUPPORTED_ULTRALYTICS",
+    "BepC3",
+    "BiFusion",
+    "BottleRep",
+    "ModelConfigError",
+    "RegistrationError",
+    "RepBlock",
+    "RepVGGBlock",
+    "SimCSPSPPF",
+    "SimConv",
+    "SimSPPF",
+    "Transpose",
+    "UnknownModuleError",
+    "UnsupportedVersionError",
+    "__version__",
+    "cfg_dir",
+    "find_yaml",
+    "is_registered",
+    "make_act",
+    "register",
+    "reparameterize",
+    "unregister",
+    "yaml_names",
+)
+
+register()

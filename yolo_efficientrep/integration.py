@@ -1,0 +1,410 @@
+"""Ultralytics integration: the only module of the plugin that touches Ultralytics internals.
+
+``register()`` changes three things, all undone exactly by ``unregister()``:
+
+1. It binds the plugin block names in ``ultralytics.nn.tasks``, whose module namespace ``parse_model`` resolves YAML
+   module names in.
+2. It wraps ``ultralytics.nn.tasks.parse_model``. Rows naming a plugin block are first built as a stock *stand-in*
+   with the same channel semantics (``Conv`` for ``(c1, c2, ...)`` blocks, ``C3`` for ``(c1, c2, n, ...)`` blocks), so
+   Ultralytics applies its own input-channel, width (``make_divisible``, ``max_channels``) and depth rules in every
+   version; the wrapper reads the resolved ``c1``, ``c2`` and ``n`` back and builds the plugin block in its place.
+   Multi-input blocks (``BiFusion``) read the channels of their extra inputs from throw-away ``Conv`` probes appended
+   after the last row. Stock YAMLs (no plugin row) go straight to the original function.
+3. It wraps ``ultralytics.utils.checks.check_file`` (and the copies other Ultralytics modules imported by value) so
+   that bare names of the plugin's YAMLs (``yolov8n-efficientrep.yaml``, ``shapes.yaml``) resolve from any directory;
+   a file of that name in the working directory still wins.
+
+Fusing needs no patch: ``RepVGGBlock`` and ``SimConv`` subclass ``RepConv`` and ``Conv``, which Ultralytics'
+``model.fuse()`` already handles. Supported Ultralytics versions: ``>=8.1, <8.5``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import functools
+import inspect
+import logging
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+import torch
+from torch import nn
+
+from . import blocks
+from .resources import find_yaml, yaml_names
+
+__all__ = (
+    "SUPPORTED_ULTRALYTICS",
+    "BLOCKS",
+    "ModelConfigError",
+    "RegistrationError",
+    "UnknownModuleError",
+    "UnsupportedVersionError",
+    "is_registered",
+    "register",
+    "unregister",
+)
+
+SUPPORTED_ULTRALYTICS = ((8, 1), (8, 5))  # [oldest, newest) major.minor
+_MARK = "_yolo_efficientrep"  # attribute set on every wrapper this module installs
+
+# How each block's YAML row is parsed: "single" (c1, c2, *args), "repeat" (c1, c2, n, *args) and "multi"
+# ([c1 of each input], c2, *args), which match stock Conv, C3 and Concat-fed rows.
+BLOCKS: dict[str, tuple[type[nn.Module], str]] = {
+    "RepVGGBlock": (blocks.RepVGGBlock, "single"),
+    "SimConv": (blocks.SimConv, "single"),
+    "Transpose": (blocks.Transpose, "single"),
+    "BottleRep": (blocks.BottleRep, "single"),
+    "SimSPPF": (blocks.SimSPPF, "single"),
+    "CSPSPPF": (blocks.CSPSPPF, "single"),
+    "SimCSPSPPF": (blocks.SimCSPSPPF, "single"),
+    "RepBlock": (blocks.RepBlock, "repeat"),
+    "BepC3": (blocks.BepC3, "repeat"),
+    "BiFusion": (blocks.BiFusion, "multi"),
+}
+_STAND_IN = {"single": "Conv", "repeat": "C3", "multi": "Conv"}
+
+
+class ModelConfigError(ValueError):
+    """A model YAML row that cannot be built; the message names the layer index and the module."""
+
+
+class UnknownModuleError(ModelConfigError, KeyError):
+    """A model YAML names a module that neither Ultralytics nor the plugin provides (a ``KeyError``, like stock)."""
+
+    __str__ = Exception.__str__  # KeyError would print the message quoted
+
+
+class RegistrationError(RuntimeError):
+    """A name the plugin needs in ``ultralytics.nn.tasks`` is bound to a different class."""
+
+
+class UnsupportedVersionError(RuntimeError):
+    """The installed Ultralytics is outside the supported range."""
+
+
+def _tasks():
+    """Import ``ultralytics.nn.tasks`` after checking the Ultralytics version."""
+    import ultralytics  # a partially initialised package is fine: __version__ is its first statement
+
+    version = getattr(ultralytics, "__version__", "0")
+    parts = tuple(int(p) for p in version.split(".")[:2] if p.isdigit())
+    (lo, hi) = SUPPORTED_ULTRALYTICS
+    if not lo <= parts < hi:
+        raise UnsupportedVersionError(
+            f"yolo-efficientrep supports ultralytics>={lo[0]}.{lo[1]},<{hi[0]}.{hi[1]}; found ultralytics {version}. "
+            f"Install a supported release, e.g. pip install 'ultralytics>={lo[0]}.{lo[1]},<{hi[0]}.{hi[1]}'"
+        )
+    import ultralytics.nn.tasks as tasks
+
+    return tasks
+
+
+def _is_ours(obj: Any) -> bool:
+    return getattr(obj, _MARK, False)
+
+
+def _qualname(obj: Any) -> str:
+    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
+
+
+def _same_class(a: Any, b: type) -> bool:
+    """True for the identical class, or the same class re-imported (module reload)."""
+    return a is b or (isinstance(a, type) and _qualname(a) == _qualname(b))
+
+
+def is_registered() -> bool:
+    """Return whether the plugin is registered in the imported ``ultralytics.nn.tasks``."""
+    tasks = sys.modules.get("ultralytics.nn.tasks")
+    return tasks is not None and _is_ours(getattr(tasks, "parse_model", None))
+
+
+def register() -> None:
+    """Make stock Ultralytics parse, scale and resolve the plugin's blocks and YAMLs. Idempotent.
+
+    Raises:
+        UnsupportedVersionError: The installed Ultralytics is outside ``SUPPORTED_ULTRALYTICS``.
+        RegistrationError: A plugin block name is already bound to another class in ``ultralytics.nn.tasks``;
+            nothing is changed in that case.
+    """
+    tasks = _tasks()
+    conflicts = [
+        f"{name} -> {_qualname(tasks.__dict__[name])}"
+        for name, (cls, _) in BLOCKS.items()
+        if name in tasks.__dict__ and not _same_class(tasks.__dict__[name], cls)
+    ]
+    if conflicts:
+        raise RegistrationError(
+            "yolo-efficientrep cannot register: ultralytics.nn.tasks already binds "
+            f"{', '.join(conflicts)} (another plugin or a modified Ultralytics). Nothing was changed; remove the other "
+            "binding or set YOLO_EFFICIENTREP_AUTOLOAD=0 and use that implementation instead."
+        )
+    for name, (cls, _) in BLOCKS.items():
+        setattr(tasks, name, cls)
+    if not _is_ours(tasks.parse_model):
+        tasks.parse_model = _wrap_parse_model(tasks.parse_model)
+    _patch_check_file()
+
+
+def unregister() -> None:
+    """Undo ``register()``: restore Ultralytics' own ``parse_model`` and ``check_file`` and remove the names."""
+    tasks = sys.modules.get("ultralytics.nn.tasks")
+    if tasks is not None:
+        if _is_ours(tasks.parse_model):
+            tasks.parse_model = tasks.parse_model.__wrapped__
+        for name, (cls, _) in BLOCKS.items():
+            if _same_class(tasks.__dict__.get(name), cls):
+                delattr(tasks, name)
+    checks = sys.modules.get("ultralytics.utils.checks")
+    if checks is not None and _is_ours(checks.check_file):
+        wrapper = checks.check_file
+        for module in _ultralytics_modules():
+            if getattr(module, "check_file", None) is wrapper:
+                module.check_file = wrapper.__wrapped__
+
+
+# --------------------------------------------------------------------------------------------------- YAML lookup
+def _ultralytics_modules() -> list[Any]:
+    return [m for name, m in list(sys.modules.items()) if name.split(".")[0] == "ultralytics" and m is not None]
+
+
+def _patch_check_file() -> None:
+    """Wrap ``check_file`` at its source and in every Ultralytics module that imported it by value."""
+    import ultralytics.utils.checks as checks
+
+    if _is_ours(checks.check_file):
+        return
+    original, wrapper = checks.check_file, _wrap_check_file(checks.check_file)
+    for module in _ultralytics_modules():
+        if getattr(module, "check_file", None) is original:
+            module.check_file = wrapper
+
+
+def _wrap_check_file(original):
+    @functools.wraps(original)
+    def check_file(file, *args, **kwargs):
+        shipped = find_yaml(file)
+        if shipped is not None:
+            return original(str(shipped), *args, **kwargs)
+        try:
+            return original(file, *args, **kwargs)
+        except FileNotFoundError as e:
+            if not str(file).endswith((".yaml", ".yml")):
+                raise
+            names = yaml_names()
+            close = difflib.get_close_matches(str(file), names, n=3, cutoff=0.6)
+            hint = f" Did you mean {', '.join(close)}?" if close else ""
+            raise FileNotFoundError(f"{e}.{hint} YAMLs shipped by yolo-efficientrep: {', '.join(names)}") from None
+
+    setattr(check_file, _MARK, True)
+    return check_file
+
+
+# -------------------------------------------------------------------------------------------------- model parsing
+def _resolve_arg(value: Any) -> Any:
+    """Resolve one extra YAML argument of a plugin row: plugin block names, literals and fractions like '2/3'."""
+    if not isinstance(value, str):
+        return value
+    if value in BLOCKS:
+        return BLOCKS[value][0]
+    import ast
+
+    with contextlib.suppress(ValueError, SyntaxError):
+        return ast.literal_eval(value)
+    with contextlib.suppress(ValueError, ZeroDivisionError):
+        return float(Fraction(value.replace(" ", "")))
+    return value  # e.g. an activation name, resolved by the block itself
+
+
+@dataclass
+class _PluginRow:
+    """A YAML row naming a plugin block, and how to build it from its stand-in."""
+
+    i: int
+    f: int | list[int]
+    n: int
+    name: str
+    args: list[Any]
+    probes: list[int] = field(default_factory=list)  # absolute indices of extra inputs (multi-input blocks)
+
+    @property
+    def cls(self) -> type[nn.Module]:
+        return BLOCKS[self.name][0]
+
+    @property
+    def kind(self) -> str:
+        return BLOCKS[self.name][1]
+
+    def error(self, message: str) -> ModelConfigError:
+        return ModelConfigError(f"model YAML layer {self.i} ({self.name}, row {[self.f, self.n, self.name, self.args]}): {message}")
+
+    def stand_in(self) -> list[Any]:
+        """Return the stock row Ultralytics builds in this row's place."""
+        if not self.args or isinstance(self.args[0], bool) or not isinstance(self.args[0], (int, float)):
+            raise self.error("the first argument must be the output channels c2, a number")
+        multi = self.kind == "multi"
+        if multi != isinstance(self.f, list):
+            want = "a list of input layers, e.g. [-1, 6, 4]" if multi else "a single input layer"
+            raise self.error(f"'from' must be {want}, got {self.f!r}")
+        if multi:
+            if self.n != 1:
+                raise self.error(f"repeats must be 1 for a multi-input block, got {self.n}")
+            self.probes = [x if x >= 0 else self.i + x for x in self.f[1:]]
+        return [self.f[0] if multi else self.f, self.n, _STAND_IN[self.kind], [self.args[0]]]
+
+    def build(self, stand_in: nn.Module, probe_c1: list[int], act: nn.Module | None) -> tuple[nn.Module, list[Any]]:
+        """Build the plugin block with the channels and repeats Ultralytics resolved for the stand-in."""
+        copies = 1
+        if self.kind == "repeat":
+            c1, c2, n = stand_in.cv1.conv.in_channels, stand_in.cv3.conv.out_channels, len(stand_in.m)
+            lead = [c1, c2, n]
+        else:
+            first = stand_in
+            if isinstance(stand_in, nn.Sequential):
+                first, copies = stand_in[0], len(stand_in)
+            c1, c2 = first.conv.in_channels, first.conv.out_channels
+            lead = [[c1, *probe_c1] if self.kind == "multi" else c1, c2]
+        extra = list(self.args[1:])
+        kwargs = {k: _resolve_arg(v) for k, v in extra.pop().items()} if extra and isinstance(extra[-1], dict) else {}
+        extra = [_resolve_arg(a) for a in extra]
+        args = [*lead, *extra]
+        signature = inspect.signature(self.cls)
+        try:
+            bound = signature.bind(*args, **kwargs)
+        except TypeError as e:
+            raise self.error(f"arguments {args + ([kwargs] if kwargs else [])} do not fit {self.name}{signature}: {e}") from None
+        if act is not None and "act" in signature.parameters and "act" not in bound.arguments:
+            kwargs["act"] = act
+        try:
+            modules = [self.cls(*([c2, *args[1:]] if k else args), **kwargs) for k in range(copies)]
+        except (TypeError, ValueError, RuntimeError) as e:
+            raise self.error(f"{type(e).__name__}: {e}") from e
+        module = modules[0] if copies == 1 else nn.Sequential(*modules)
+        module.np = sum(p.numel() for p in module.parameters())
+        module.i, module.f, module.type = self.i, self.f, _qualname(self.cls)
+        return module, args
+
+
+def _resolve_names(rows: list[list[Any]], tasks) -> dict[int, _PluginRow]:
+    """Check every row's module name and collect the plugin rows.
+
+    Raises:
+        UnknownModuleError: A name neither Ultralytics nor the plugin provides.
+        RegistrationError: A plugin name now bound in ``tasks`` to another class.
+    """
+    plugin = {}
+    for i, row in enumerate(rows):
+        if not isinstance(row, (list, tuple)) or len(row) != 4:
+            raise ModelConfigError(f"model YAML layer {i}: rows must be [from, repeats, module, args], got {row!r}")
+        f, n, name, args = row
+        if not isinstance(name, str):
+            continue  # already a class: left to Ultralytics
+        if name in BLOCKS:
+            bound = tasks.__dict__.get(name)
+            if not _same_class(bound, BLOCKS[name][0]):
+                raise RegistrationError(
+                    f"model YAML layer {i} ({name}): ultralytics.nn.tasks.{name} is bound to {_qualname(bound)}, not "
+                    f"yolo-efficientrep's {_qualname(BLOCKS[name][0])}; another plugin replaced it after registration"
+                )
+            if not isinstance(args, list):
+                raise ModelConfigError(f"model YAML layer {i} ({name}): args must be a list, got {args!r}")
+            plugin[i] = _PluginRow(i, f, n, name, list(args))
+        elif name.startswith("nn."):
+            if not isinstance(getattr(torch.nn, name[3:], None), type):
+                raise UnknownModuleError(f"model YAML layer {i}: unknown module '{name}' (not in torch.nn)")
+        elif not name.startswith("torchvision.ops.") and name not in tasks.__dict__:
+            known = [k for k, v in tasks.__dict__.items() if isinstance(v, type) and issubclass(v, nn.Module)]
+            close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise UnknownModuleError(
+                f"model YAML layer {i}: unknown module '{name}'{hint} Plugin blocks: {', '.join(BLOCKS)}"
+            )
+    return plugin
+
+
+class _Capture(logging.Filter):
+    """Hold back the records a logger emits, to re-emit them (some rewritten) later."""
+
+    def __init__(self):
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        self.records.append(record)
+        return False
+
+
+@contextlib.contextmanager
+def _held_back(logger: logging.Logger, active: bool) -> Iterator[_Capture]:
+    capture = _Capture()
+    if active:
+        logger.addFilter(capture)
+    try:
+        yield capture
+    finally:
+        logger.removeFilter(capture)
+
+
+def _emit_table(logger, records, n_rows, n_probes, lines: dict[int, str]) -> None:
+    """Re-emit Ultralytics' layer table with the plugin rows' lines in place of their stand-ins' and no probe lines."""
+    header = next((k for k, r in enumerate(records) if "arguments" in r.getMessage()), None)
+    layer_records = records[header + 1 : header + 1 + n_rows + n_probes] if header is not None else []
+    exact = len(layer_records) == n_rows + n_probes
+    for k, record in enumerate(records):
+        row = k - header - 1 if exact else -1
+        if row >= n_rows:
+            continue  # a probe
+        if row in lines:
+            record.msg, record.args = lines[row], ()
+        logger.handle(record)
+    if not exact:  # an Ultralytics release that logs differently: keep its lines, add ours
+        for line in lines.values():
+            logger.info(line)
+
+
+def _wrap_parse_model(original):
+    @functools.wraps(original)
+    def parse_model(d, ch, verbose=True):
+        tasks = sys.modules[original.__module__]
+        n_backbone = len(d["backbone"])
+        rows = [*d["backbone"], *d["head"]]
+        plugin = _resolve_names(rows, tasks)
+        if not plugin:
+            return original(d, ch, verbose)
+
+        act_spec = d.get("activation")
+        try:
+            act = blocks.make_act(act_spec, nn.ReLU) if act_spec else None
+        except (ValueError, TypeError) as e:
+            raise ModelConfigError(f"model YAML 'activation: {act_spec}': {e}") from None
+
+        stock_rows = [row.stand_in() if (row := plugin.get(i)) else rows[i] for i in range(len(rows))]
+        probes = [p for row in plugin.values() for p in row.probes]
+        d_stand_in = {**d, "backbone": stock_rows[:n_backbone], "head": stock_rows[n_backbone:]}
+        d_stand_in["head"] += [[p, 1, "Conv", [8, 1]] for p in probes]
+
+        logger = logging.getLogger("ultralytics")
+        with _held_back(logger, verbose) as held:
+            seq, _ = original(d_stand_in, ch, verbose)
+        layers = list(seq)
+        probe_c1 = iter(m.conv.in_channels for m in layers[len(rows) :])
+        layers = layers[: len(rows)]
+
+        lines = {}
+        for i, row in plugin.items():
+            layers[i], args = row.build(layers[i], [next(probe_c1) for _ in row.probes], act)
+            n_ = args[2] if row.kind == "repeat" else len(layers[i]) if isinstance(layers[i], nn.Sequential) else 1
+            lines[i] = f"{i:>3}{str(row.f):>20}{n_:>3}{layers[i].np:10.0f}  {layers[i].type:<45}{str(args):<30}"
+        if verbose:
+            _emit_table(logger, held.records, len(rows), len(probes), lines)
+
+        # The stand-ins of multi-input rows saw only their first input, so rebuild the save list from the real rows.
+        save = sorted(x % i for i, (f, *_) in enumerate(rows) for x in ([f] if isinstance(f, int) else f) if x != -1)
+        return nn.Sequential(*layers), save
+
+    setattr(parse_model, _MARK, True)
+    return parse_model
