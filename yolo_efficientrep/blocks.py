@@ -196,7 +196,7 @@ class SimConv(Conv):
         """Fold the BN into the conv in place; a no-op when already fused."""
         if self.fused:
             return
-        self.conv = _biased_like(self.conv, *fold_bn(self.conv.weight, self.bn, self.conv.bias))
+        self.conv = _biased_like(self.conv, *fold_bn(self.conv.weight, self.bn, self.conv.bias)).requires_grad_(False)
         del self.bn
 
 
@@ -294,7 +294,8 @@ class RepVGGBlock(RepConv):
         """Collapse the branches into one biased conv in place; a no-op when already fused."""
         if self.fused:
             return
-        self.conv = _biased_like(self.conv1.conv, *self.get_equivalent_kernel_bias())
+        # Like Ultralytics' own fuse results, the fused conv is frozen (inference form).
+        self.conv = _biased_like(self.conv1.conv, *self.get_equivalent_kernel_bias()).requires_grad_(False)
         del self.conv1, self.conv2, self.bn
 
 

@@ -286,7 +286,7 @@ class _PluginRow:
         module = modules[0] if copies == 1 else nn.Sequential(*modules)
         module.np = sum(p.numel() for p in module.parameters())
         module.i, module.f, module.type = self.i, self.f, _qualname(self.cls)
-        return module, args
+        return module, args + ([kwargs] if kwargs else [])
 
 
 def _resolve_names(rows: list[list[Any]], tasks) -> dict[int, _PluginRow]:
@@ -398,7 +398,8 @@ def _wrap_parse_model(original):
         for i, row in plugin.items():
             layers[i], args = row.build(layers[i], [next(probe_c1) for _ in row.probes], act)
             n_ = args[2] if row.kind == "repeat" else len(layers[i]) if isinstance(layers[i], nn.Sequential) else 1
-            lines[i] = f"{i:>3}{str(row.f):>20}{n_:>3}{layers[i].np:10.0f}  {layers[i].type:<45}{str(args):<30}"
+            shown = [a.__name__ if isinstance(a, type) else a for a in args]
+            lines[i] = f"{i:>3}{str(row.f):>20}{n_:>3}{layers[i].np:10.0f}  {layers[i].type:<45}{str(shown):<30}"
         if verbose:
             _emit_table(logger, held.records, len(rows), len(probes), lines)
 

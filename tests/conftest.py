@@ -1,0 +1,88 @@
+"""Shared test set-up: an isolated Ultralytics home, offline settings, and helpers used across the suite.
+
+Ultralytics reads ``YOLO_CONFIG_DIR`` when it is first imported, so the environment is prepared here, before any test
+module imports it. Every test runs in its own temporary working directory; nothing is written into the repository or
+the user's home.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+HOME = Path(tempfile.mkdtemp(prefix="yolo-efficientrep-tests-"))
+atexit.register(shutil.rmtree, HOME, ignore_errors=True)
+os.environ["YOLO_CONFIG_DIR"] = str(HOME / "config")
+os.environ["YOLO_OFFLINE"] = "1"
+os.environ["YOLO_AUTOINSTALL"] = "False"
+os.environ.pop("YOLO_EFFICIENTREP_AUTOLOAD", None)
+
+import torch  # noqa: E402
+from ultralytics.utils import SETTINGS  # noqa: E402
+
+SETTINGS.update(
+    datasets_dir=str(HOME / "datasets"), runs_dir=str(HOME / "runs"), weights_dir=str(HOME / "weights"), sync=False
+)
+
+REPO = Path(__file__).resolve().parents[1]
+ASSETS = Path(__file__).resolve().parent / "assets"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cwd(tmp_path, monkeypatch):
+    """Run every test in a fresh empty directory."""
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def keep_default_act():
+    """Restore Ultralytics' process-wide ``Conv.default_act`` (YAML ``activation:`` leaks it before 8.4.175)."""
+    from ultralytics.nn.modules import Conv
+
+    saved = Conv.default_act
+    yield
+    Conv.default_act = saved
+
+
+def randomize_bn(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Give every BatchNorm random running statistics and affine parameters, then switch to ``.eval()``."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                n = m.num_features
+                m.running_mean.copy_(torch.rand(n, generator=g) * 2 - 1)
+                m.running_var.copy_(torch.rand(n, generator=g) * 1.5 + 0.5)
+                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
+                m.bias.copy_(torch.rand(n, generator=g) - 0.5)
+    return model.eval()
+
+
+def count(model: torch.nn.Module, cls: type) -> int:
+    """Count the modules of a class."""
+    return sum(isinstance(m, cls) for m in model.modules())
+
+
+def run(args: list[str], env: dict[str, str] | None = None, timeout: int = 600, cwd: Path | None = None):
+    """Run a command in a fresh process with the suite's environment; return the completed process (no check)."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        args, env=full_env, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def run_python(code: str, env: dict[str, str] | None = None, timeout: int = 600, cwd: Path | None = None):
+    """Run Python code in a fresh interpreter (same executable) and return the completed process."""
+    return run([sys.executable, "-c", code], env=env, timeout=timeout, cwd=cwd)
+
+
+def bin_path(name: str) -> str:
+    """Path of a console script installed beside the running interpreter (e.g. ``yolo``)."""
+    return str(Path(sys.executable).with_name(name))

@@ -1,0 +1,213 @@
+"""Block-level re-parameterization: every block, every structural variant, exact before/after fusing."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import count, randomize_bn
+from torch import nn
+
+from yolo_efficientrep import (
+    CSPSPPF,
+    BepC3,
+    BiFusion,
+    BottleRep,
+    RepBlock,
+    RepVGGBlock,
+    SimConv,
+    SimCSPSPPF,
+    SimSPPF,
+    Transpose,
+    make_act,
+    reparameterize,
+)
+
+# (class, positional args, keyword args, input channels or list of them, input size(s))
+CASES = []
+for c1, c2 in ((16, 16), (16, 24)):
+    for s in (1, 2):
+        CASES.append((RepVGGBlock, (c1, c2, 3, s), {}, c1))
+        CASES.append((SimConv, (c1, c2, 3, s), {}, c1))
+        CASES.append((SimConv, (c1, c2, 1, s), {}, c1))
+    for n in (1, 2, 3, 6):
+        CASES.append((RepBlock, (c1, c2, n), {}, c1))
+        CASES.append((RepBlock, (c1, c2, n, True), {}, c1))
+        for e in (1 / 2, 2 / 3):
+            CASES.append((BepC3, (c1, c2, n, e), {}, c1))
+    CASES.append((BepC3, (c1, c2, 2, 1 / 2, SimConv), {}, c1))
+    CASES.append((BottleRep, (c1, c2), {}, c1))
+    CASES.append((BottleRep, (c1, c2), {"alpha": True}, c1))
+    CASES.append((SimSPPF, (c1, c2), {}, c1))
+    for e in (1 / 2, 2 / 3):
+        CASES.append((CSPSPPF, (c1, c2, 5, e), {}, c1))
+        CASES.append((SimCSPSPPF, (c1, c2, 5, e), {}, c1))
+    CASES.append((Transpose, (c1, c2), {}, c1))
+CASES += [
+    (RepVGGBlock, (16, 16, 3, 1, None, 4), {}, 16),  # grouped
+    (RepVGGBlock, (16, 16, 3, 1, None, 16), {}, 16),  # depthwise
+    (RepVGGBlock, (16, 16, 3, 2, None, 16), {}, 16),  # depthwise, stride 2
+    (RepVGGBlock, (16, 16, 3, 1, None, 1, 2), {}, 16),  # dilated
+    (RepVGGBlock, (16, 16, 5, 1), {}, 16),  # 5x5 main branch
+    (RepVGGBlock, (16, 16), {"act": "nn.SiLU()"}, 16),
+    (BiFusion, ([16, 24, 8], 16), {}, [16, 24, 8]),
+    (BiFusion, ([32, 32, 32], 32), {}, [32, 32, 32]),
+]
+
+
+def _ids(case):
+    cls, args, kwargs, _ = case
+    shown = [a.__name__ if isinstance(a, type) else round(a, 3) if isinstance(a, float) else a for a in args]
+    return f"{cls.__name__}{shown}{kwargs or ''}"
+
+
+def _input(c1, batch=2, size=16):
+    g = torch.Generator().manual_seed(1)
+    if isinstance(c1, list):  # BiFusion: [higher (coarser), current, lower (finer)]
+        return [torch.randn(batch, c, size * 2**k // 2, size * 2**k // 2, generator=g) for k, c in enumerate(c1)]
+    return torch.randn(batch, c1, size, size, generator=g)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[_ids(c) for c in CASES])
+def test_fuse_is_exact_and_collapses_branches(case):
+    cls, args, kwargs, c1 = case
+    torch.manual_seed(0)
+    block = randomize_bn(cls(*args, **kwargs))
+    x = _input(c1)
+    reps = [m for m in block.modules() if isinstance(m, RepVGGBlock)]
+    assert all(not m.fused and hasattr(m, "conv1") and hasattr(m, "conv2") for m in reps)
+    with torch.no_grad():
+        before = block(x)
+        reparameterize(block)
+        after = block(x)
+    torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-5)
+    assert count(block, nn.BatchNorm2d) == 0
+    for m in reps:  # each rep unit is one conv now
+        assert m.fused and not hasattr(m, "conv1") and not hasattr(m, "bn")
+        assert [type(c) for c in m.modules() if isinstance(c, nn.Conv2d)] == [nn.Conv2d]
+        assert m.conv.bias is not None
+    with torch.no_grad():  # fusing again is harmless
+        reparameterize(block)
+        torch.testing.assert_close(block(x), after, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[_ids(c) for c in CASES])
+def test_fused_state_dict_loads_strict_into_deploy_form(case):
+    cls, args, kwargs, c1 = case
+    torch.manual_seed(0)
+    fused = reparameterize(randomize_bn(cls(*args, **kwargs)))
+    deploy = cls(*args, **kwargs, **({} if cls is Transpose else {"deploy": True})).eval()
+    assert count(deploy, nn.BatchNorm2d) == 0
+    assert sorted(deploy.state_dict()) == sorted(fused.state_dict())
+    deploy.load_state_dict(fused.state_dict(), strict=True)
+    x = _input(c1)
+    with torch.no_grad():
+        torch.testing.assert_close(deploy(x), fused(x), rtol=0, atol=0)
+
+
+def test_repvgg_structure_follows_the_identity_rule():
+    assert isinstance(RepVGGBlock(8, 8).bn, nn.BatchNorm2d)  # c1 == c2, stride 1
+    assert RepVGGBlock(8, 16).bn is None
+    assert RepVGGBlock(8, 8, 3, 2).bn is None
+    block = RepVGGBlock(8, 16, 3, 2)
+    assert block.conv1.conv.kernel_size == (3, 3) and block.conv2.conv.kernel_size == (1, 1)
+    assert block.conv1.conv.stride == block.conv2.conv.stride == (2, 2)
+    assert isinstance(block.act, nn.ReLU)  # the paper's default
+
+
+def test_repvgg_fuse_through_ultralytics_fuse_contract():
+    """Ultralytics' BaseModel.fuse() calls fuse_convs() then swaps forward for forward_fuse on every RepConv."""
+    from ultralytics.nn.modules import RepConv
+
+    block = randomize_bn(RepVGGBlock(8, 8))
+    assert isinstance(block, RepConv)
+    x = torch.randn(1, 8, 8, 8)
+    with torch.no_grad():
+        before = block(x)
+        block.fuse_convs()
+        block.forward = block.forward_fuse
+        torch.testing.assert_close(block(x), before, rtol=1e-4, atol=1e-5)
+
+
+def test_fuse_handles_branches_whose_bn_was_folded_first():
+    """A plain Conv+BN fold on the branches (as some tools do first) must not break the merge."""
+    from ultralytics.utils.torch_utils import fuse_conv_and_bn
+
+    block = randomize_bn(RepVGGBlock(8, 8))
+    x = torch.randn(1, 8, 8, 8)
+    with torch.no_grad():
+        before = block(x)
+        for branch in (block.conv1, block.conv2):
+            branch.conv = fuse_conv_and_bn(branch.conv, branch.bn)
+            del branch.bn
+        block.fuse_convs()
+        torch.testing.assert_close(block(x), before, rtol=1e-4, atol=1e-5)
+
+
+def test_bottlerep_alpha_is_a_frozen_buffer():
+    block = BottleRep(8, 8, alpha=True)
+    assert "alpha" in block.state_dict() and "alpha" not in dict(block.named_parameters())
+    assert block.alpha.item() == 1.0
+    opt = torch.optim.SGD(block.parameters(), lr=0.1, weight_decay=0.5)
+    block(torch.randn(2, 8, 8, 8)).square().mean().backward()
+    opt.step()
+    assert block.alpha.item() == 1.0
+    block.alpha.fill_(0.25)  # an imported value is honoured
+    x = torch.randn(1, 8, 4, 4)
+    with torch.no_grad():
+        torch.testing.assert_close(block(x), block.conv2(block.conv1(x)) + 0.25 * x)
+
+
+@pytest.mark.parametrize(("n", "expected"), [(1, 1), (2, 1), (3, 1), (6, 3), (7, 3), (11, 5)])
+def test_repblock_bottlerep_mode_uses_half_the_units(n, expected):
+    block = RepBlock(8, 8, n, bottle_rep=True)
+    assert [type(m) for m in block.m] == [BottleRep] * expected
+    assert all(m.alpha.item() == 1.0 for m in block.m)
+    assert len(RepBlock(8, 8, n).m) == n
+
+
+@pytest.mark.parametrize(("e", "hidden"), [(1 / 2, 48), (2 / 3, 64)])
+def test_bepc3_hidden_width(e, hidden):
+    block = BepC3(64, 96, 2, e)
+    assert block.cv1.conv.out_channels == block.cv2.conv.out_channels == hidden
+    assert block.cv3.conv.in_channels == 2 * hidden
+
+
+def test_bifusion_output_is_at_the_current_level():
+    block = BiFusion([32, 64, 16], 32).eval()
+    y = block([torch.zeros(1, 32, 4, 4), torch.zeros(1, 64, 8, 8), torch.zeros(1, 16, 16, 16)])
+    assert y.shape == (1, 32, 8, 8)
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [(True, nn.ReLU), (False, nn.Identity), (None, nn.Identity), ("nn.SiLU()", nn.SiLU), ("torch.nn.Hardswish()", nn.Hardswish),
+     ("silu", nn.SiLU), ("ReLU", nn.ReLU), (nn.GELU, nn.GELU), (nn.Tanh(), nn.Tanh)],
+)
+def test_make_act(spec, expected):
+    assert type(make_act(spec, nn.ReLU)) is expected
+
+
+def test_make_act_passes_literal_arguments_without_eval():
+    act = make_act("nn.LeakyReLU(0.2, inplace=True)", nn.ReLU)
+    assert isinstance(act, nn.LeakyReLU) and act.negative_slope == 0.2 and act.inplace
+    with pytest.raises(ValueError, match=r"unknown activation .os\.system"):
+        make_act("os.system('true')", nn.ReLU)
+    with pytest.raises(ValueError, match="unknown activation 'nn.Nope"):
+        make_act("nn.Nope()", nn.ReLU)
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: RepVGGBlock(8, 8, 4), "odd kernel size"),
+        (lambda: RepVGGBlock(8, 8, 3, 1, 0), "'same' padding p=1"),
+        (lambda: RepVGGBlock(8, 12, 3, 1, None, 8), "divisible by groups"),
+        (lambda: RepBlock(8, 8, 0), "n >= 1"),
+        (lambda: BepC3(8, 8, 1, 1.5), "0 < e <= 1"),
+        (lambda: CSPSPPF(8, 8, 5, 0.0), "0 < e <= 1"),
+        (lambda: BiFusion([8, 8], 8), "three inputs"),
+    ],
+)
+def test_bad_block_arguments_raise_clear_errors(build, message):
+    with pytest.raises(ValueError, match=message):
+        build()
