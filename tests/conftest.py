@@ -73,9 +73,7 @@ def count(model: torch.nn.Module, cls: type) -> int:
 def run(args: list[str], env: dict[str, str] | None = None, timeout: int = 600, cwd: Path | None = None):
     """Run a command in a fresh process with the suite's environment; return the completed process (no check)."""
     full_env = {**os.environ, **(env or {})}
-    return subprocess.run(
-        args, env=full_env, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
-    )
+    return subprocess.run(args, env=full_env, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def run_python(code: str, env: dict[str, str] | None = None, timeout: int = 600, cwd: Path | None = None):

@@ -180,8 +180,17 @@ def test_bifusion_output_is_at_the_current_level():
 
 @pytest.mark.parametrize(
     ("spec", "expected"),
-    [(True, nn.ReLU), (False, nn.Identity), (None, nn.Identity), ("nn.SiLU()", nn.SiLU), ("torch.nn.Hardswish()", nn.Hardswish),
-     ("silu", nn.SiLU), ("ReLU", nn.ReLU), (nn.GELU, nn.GELU), (nn.Tanh(), nn.Tanh)],
+    [
+        (True, nn.ReLU),
+        (False, nn.Identity),
+        (None, nn.Identity),
+        ("nn.SiLU()", nn.SiLU),
+        ("torch.nn.Hardswish()", nn.Hardswish),
+        ("silu", nn.SiLU),
+        ("ReLU", nn.ReLU),
+        (nn.GELU, nn.GELU),
+        (nn.Tanh(), nn.Tanh),
+    ],
 )
 def test_make_act(spec, expected):
     assert type(make_act(spec, nn.ReLU)) is expected

@@ -31,14 +31,24 @@ def _summary(model):
         if isinstance(m, yer.RepVGGBlock):
             rows[m.i] = (name, m.conv1.conv.in_channels, m.conv1.conv.out_channels)
         elif isinstance(m, yer.RepBlock):
-            rows[m.i] = (name, m.m[0].conv1.conv.in_channels if isinstance(m.m[0], yer.RepVGGBlock) else
-                         m.m[0].conv1.conv1.conv.in_channels, m.m[-1].c2 if isinstance(m.m[-1], yer.RepVGGBlock) else
-                         m.m[-1].conv2.c2, len(m.m))
+            rows[m.i] = (
+                name,
+                m.m[0].conv1.conv.in_channels
+                if isinstance(m.m[0], yer.RepVGGBlock)
+                else m.m[0].conv1.conv1.conv.in_channels,
+                m.m[-1].c2 if isinstance(m.m[-1], yer.RepVGGBlock) else m.m[-1].conv2.c2,
+                len(m.m),
+            )
         elif isinstance(m, yer.BepC3):
             rows[m.i] = (name, m.cv1.conv.in_channels, m.cv3.conv.out_channels, m.cv1.conv.out_channels, len(m.m.m))
         elif isinstance(m, yer.BiFusion):
-            rows[m.i] = (name, m.upsample.upsample.in_channels, m.cv1.conv.in_channels, m.cv2.conv.in_channels,
-                         m.cv3.conv.out_channels)
+            rows[m.i] = (
+                name,
+                m.upsample.upsample.in_channels,
+                m.cv1.conv.in_channels,
+                m.cv2.conv.in_channels,
+                m.cv3.conv.out_channels,
+            )
         elif isinstance(m, (yer.SimConv, yer.SimSPPF, yer.CSPSPPF, yer.BottleRep, yer.Transpose)):
             first = next(c for c in m.modules() if isinstance(c, (nn.Conv2d, nn.ConvTranspose2d)))
             last = [c for c in m.modules() if isinstance(c, (nn.Conv2d, nn.ConvTranspose2d))][-1]
@@ -120,8 +130,18 @@ def test_activation_rule(keep_default_act, tmp_path):
 def test_yolov8_efficientrep_layout():
     model = YOLO("yolov8n-efficientrep.yaml").model
     names = [type(m).__name__ for m in model.model]
-    assert names[:10] == ["RepVGGBlock", "RepVGGBlock", "RepBlock", "RepVGGBlock", "RepBlock", "RepVGGBlock",
-                          "RepBlock", "RepVGGBlock", "RepBlock", "SPPF"]
+    assert names[:10] == [
+        "RepVGGBlock",
+        "RepVGGBlock",
+        "RepBlock",
+        "RepVGGBlock",
+        "RepBlock",
+        "RepVGGBlock",
+        "RepBlock",
+        "RepVGGBlock",
+        "RepBlock",
+        "SPPF",
+    ]
     assert names[16] == names[19] == "RepVGGBlock" and names[-1] == "Detect"
     assert all(model.model[i].conv1.conv.stride == (2, 2) for i in (0, 1, 3, 5, 7, 16, 19))
     assert "Conv" not in names and "C2f" not in names
@@ -189,7 +209,9 @@ def test_register_refuses_a_conflicting_class_and_changes_nothing():
     yer.unregister()
     tasks.RepBlock = RepBlock
     try:
-        with pytest.raises(yer.RegistrationError, match=r"RepBlock -> .*test_integration.*RepBlock.*Nothing was changed"):
+        with pytest.raises(
+            yer.RegistrationError, match=r"RepBlock -> .*test_integration.*RepBlock.*Nothing was changed"
+        ):
             yer.register()
         assert not yer.is_registered() and "RepVGGBlock" not in vars(tasks)
         assert tasks.RepBlock is RepBlock
@@ -235,24 +257,53 @@ DETECT = [[-1], 1, "Detect", ["nc"]]
 @pytest.mark.parametrize(
     ("rows", "error", "message"),
     [
-        ([[-1, 1, "RepVGGBlock", [64, 3, 2, None, 1, 1, True, False, 7]], DETECT], yer.ModelConfigError,
-         r"layer 0 \(RepVGGBlock.*do not fit RepVGGBlock\(c1"),
+        (
+            [[-1, 1, "RepVGGBlock", [64, 3, 2, None, 1, 1, True, False, 7]], DETECT],
+            yer.ModelConfigError,
+            r"layer 0 \(RepVGGBlock.*do not fit RepVGGBlock\(c1",
+        ),
         ([[-1, 1, "RepVGGBlock", [64, 4, 2]], DETECT], yer.ModelConfigError, r"layer 0 \(RepVGGBlock.*odd kernel size"),
-        ([[-1, 1, "RepVGGBlock", [64, 3, 2]], [-1, 1, "RepBlock", ["wide"]], DETECT], yer.ModelConfigError,
-         r"layer 1 \(RepBlock.*first argument must be the output channels"),
-        ([[-1, 1, "RepVGGBlock", [64, 3, 2]], [-1, 1, "BiFusion", [64]], DETECT], yer.ModelConfigError,
-         r"layer 1 \(BiFusion.*'from' must be a list of input layers"),
-        ([[-1, 1, "RepVGGBlock", [64, 3, 2]], [[-1, 0], 1, "RepBlock", [64]], DETECT], yer.ModelConfigError,
-         r"layer 1 \(RepBlock.*'from' must be a single input layer"),
-        ([[-1, 1, "RepVGGBlock", [64, 3, 2]], [-1, 2, "BepC3", [64, 0.5, {"act": "nn.Nope()"}]], DETECT],
-         yer.ModelConfigError, r"layer 1 \(BepC3.*unknown activation 'nn.Nope\(\)'"),
-        ([[-1, 1, "RepVGGBlok", [64, 3, 2]], DETECT], yer.UnknownModuleError,
-         r"layer 0: unknown module 'RepVGGBlok'; did you mean RepVGGBlock"),
-        ([[-1, 1, "Conv", [64, 3, 2]], [-1, 1, "nn.Nope", []], DETECT], yer.UnknownModuleError,
-         r"layer 1: unknown module 'nn.Nope'"),
+        (
+            [[-1, 1, "RepVGGBlock", [64, 3, 2]], [-1, 1, "RepBlock", ["wide"]], DETECT],
+            yer.ModelConfigError,
+            r"layer 1 \(RepBlock.*first argument must be the output channels",
+        ),
+        (
+            [[-1, 1, "RepVGGBlock", [64, 3, 2]], [-1, 1, "BiFusion", [64]], DETECT],
+            yer.ModelConfigError,
+            r"layer 1 \(BiFusion.*'from' must be a list of input layers",
+        ),
+        (
+            [[-1, 1, "RepVGGBlock", [64, 3, 2]], [[-1, 0], 1, "RepBlock", [64]], DETECT],
+            yer.ModelConfigError,
+            r"layer 1 \(RepBlock.*'from' must be a single input layer",
+        ),
+        (
+            [[-1, 1, "RepVGGBlock", [64, 3, 2]], [-1, 2, "BepC3", [64, 0.5, {"act": "nn.Nope()"}]], DETECT],
+            yer.ModelConfigError,
+            r"layer 1 \(BepC3.*unknown activation 'nn.Nope\(\)'",
+        ),
+        (
+            [[-1, 1, "RepVGGBlok", [64, 3, 2]], DETECT],
+            yer.UnknownModuleError,
+            r"layer 0: unknown module 'RepVGGBlok'; did you mean RepVGGBlock",
+        ),
+        (
+            [[-1, 1, "Conv", [64, 3, 2]], [-1, 1, "nn.Nope", []], DETECT],
+            yer.UnknownModuleError,
+            r"layer 1: unknown module 'nn.Nope'",
+        ),
     ],
-    ids=["too-many-args", "even-kernel", "c2-not-a-number", "bifusion-single-input", "repblock-two-inputs",
-         "bad-activation", "unknown-name", "unknown-torch-name"],
+    ids=[
+        "too-many-args",
+        "even-kernel",
+        "c2-not-a-number",
+        "bifusion-single-input",
+        "repblock-two-inputs",
+        "bad-activation",
+        "unknown-name",
+        "unknown-torch-name",
+    ],
 )
 def test_bad_yaml_rows_name_the_layer_and_module(tmp_path, rows, error, message):
     name = _write_yaml(tmp_path, rows)
@@ -281,7 +332,9 @@ def test_bare_yaml_names_resolve_and_a_local_file_wins(tmp_path):
 
 
 def test_misspelled_yaml_lists_the_plugin_yamls():
-    with pytest.raises(FileNotFoundError, match=r"does not exist.*Did you mean yolov8-efficientrep\.yaml.*shapes\.yaml"):
+    with pytest.raises(
+        FileNotFoundError, match=r"does not exist.*Did you mean yolov8-efficientrep\.yaml.*shapes\.yaml"
+    ):
         YOLO("yolov8n-efficientrepp.yaml")
 
 
@@ -315,8 +368,9 @@ def test_everyblock_model_fuse_is_exact():
         after = model(x)[0]
     torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-4)
     assert count(model, nn.BatchNorm2d) == 0
-    convs_per_rep = [sum(isinstance(c, nn.Conv2d) for c in m.modules())
-                     for m in model.modules() if isinstance(m, yer.RepVGGBlock)]
+    convs_per_rep = [
+        sum(isinstance(c, nn.Conv2d) for c in m.modules()) for m in model.modules() if isinstance(m, yer.RepVGGBlock)
+    ]
     assert convs_per_rep and set(convs_per_rep) == {1}
 
 

@@ -12,6 +12,19 @@ Examples:
 
 from __future__ import annotations
 
+# integration first: it checks the Ultralytics version before the blocks import from Ultralytics
+from .integration import (
+    BLOCKS,
+    SUPPORTED_ULTRALYTICS,
+    ModelConfigError,
+    RegistrationError,
+    UnknownModuleError,
+    UnsupportedVersionError,
+    check_ultralytics_version,
+    is_registered,
+    register,
+    unregister,
+)
 from .blocks import (
     CSPSPPF,
     BepC3,
@@ -25,17 +38,6 @@ from .blocks import (
     Transpose,
     make_act,
     reparameterize,
-)
-from .integration import (
-    BLOCKS,
-    SUPPORTED_ULTRALYTICS,
-    ModelConfigError,
-    RegistrationError,
-    UnknownModuleError,
-    UnsupportedVersionError,
-    is_registered,
-    register,
-    unregister,
 )
 from .resources import cfg_dir, find_yaml, yaml_names
 
@@ -60,6 +62,7 @@ __all__ = (
     "UnsupportedVersionError",
     "__version__",
     "cfg_dir",
+    "check_ultralytics_version",
     "find_yaml",
     "is_registered",
     "make_act",

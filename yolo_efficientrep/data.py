@@ -48,7 +48,9 @@ def _draw(rng: np.random.Generator, size: int) -> tuple[np.ndarray, list[tuple[i
     return image, boxes
 
 
-def generate_shapes(path: str | os.PathLike, n_train: int = 128, n_val: int = 32, size: int = 256, seed: int = 0) -> Path:
+def generate_shapes(
+    path: str | os.PathLike, n_train: int = 128, n_val: int = 32, size: int = 256, seed: int = 0
+) -> Path:
     """Write the ``shapes`` detection dataset (YOLO layout) to ``path``; the same arguments give the same files.
 
     The dataset is written to a temporary sibling directory and moved into place at the end, so an interrupted run

@@ -34,9 +34,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import blocks
-from .resources import find_yaml, yaml_names
-
 __all__ = (
     "SUPPORTED_ULTRALYTICS",
     "BLOCKS",
@@ -44,6 +41,7 @@ __all__ = (
     "RegistrationError",
     "UnknownModuleError",
     "UnsupportedVersionError",
+    "check_ultralytics_version",
     "is_registered",
     "register",
     "unregister",
@@ -51,22 +49,6 @@ __all__ = (
 
 SUPPORTED_ULTRALYTICS = ((8, 1), (8, 5))  # [oldest, newest) major.minor
 _MARK = "_yolo_efficientrep"  # attribute set on every wrapper this module installs
-
-# How each block's YAML row is parsed: "single" (c1, c2, *args), "repeat" (c1, c2, n, *args) and "multi"
-# ([c1 of each input], c2, *args), which match stock Conv, C3 and Concat-fed rows.
-BLOCKS: dict[str, tuple[type[nn.Module], str]] = {
-    "RepVGGBlock": (blocks.RepVGGBlock, "single"),
-    "SimConv": (blocks.SimConv, "single"),
-    "Transpose": (blocks.Transpose, "single"),
-    "BottleRep": (blocks.BottleRep, "single"),
-    "SimSPPF": (blocks.SimSPPF, "single"),
-    "CSPSPPF": (blocks.CSPSPPF, "single"),
-    "SimCSPSPPF": (blocks.SimCSPSPPF, "single"),
-    "RepBlock": (blocks.RepBlock, "repeat"),
-    "BepC3": (blocks.BepC3, "repeat"),
-    "BiFusion": (blocks.BiFusion, "multi"),
-}
-_STAND_IN = {"single": "Conv", "repeat": "C3", "multi": "Conv"}
 
 
 class ModelConfigError(ValueError):
@@ -87,8 +69,8 @@ class UnsupportedVersionError(RuntimeError):
     """The installed Ultralytics is outside the supported range."""
 
 
-def _tasks():
-    """Import ``ultralytics.nn.tasks`` after checking the Ultralytics version."""
+def check_ultralytics_version() -> str:
+    """Return the installed Ultralytics version, or raise ``UnsupportedVersionError`` naming the supported range."""
     import ultralytics  # a partially initialised package is fine: __version__ is its first statement
 
     version = getattr(ultralytics, "__version__", "0")
@@ -99,6 +81,35 @@ def _tasks():
             f"yolo-efficientrep supports ultralytics>={lo[0]}.{lo[1]},<{hi[0]}.{hi[1]}; found ultralytics {version}. "
             f"Install a supported release, e.g. pip install 'ultralytics>={lo[0]}.{lo[1]},<{hi[0]}.{hi[1]}'"
         )
+    return version
+
+
+# Fail fast with the supported range before the blocks import anything from Ultralytics.
+check_ultralytics_version()
+
+from . import blocks  # noqa: E402
+from .resources import find_yaml, yaml_names  # noqa: E402
+
+# How each block's YAML row is parsed: "single" (c1, c2, *args), "repeat" (c1, c2, n, *args) and "multi"
+# ([c1 of each input], c2, *args), which match stock Conv, C3 and Concat-fed rows.
+BLOCKS: dict[str, tuple[type[nn.Module], str]] = {
+    "RepVGGBlock": (blocks.RepVGGBlock, "single"),
+    "SimConv": (blocks.SimConv, "single"),
+    "Transpose": (blocks.Transpose, "single"),
+    "BottleRep": (blocks.BottleRep, "single"),
+    "SimSPPF": (blocks.SimSPPF, "single"),
+    "CSPSPPF": (blocks.CSPSPPF, "single"),
+    "SimCSPSPPF": (blocks.SimCSPSPPF, "single"),
+    "RepBlock": (blocks.RepBlock, "repeat"),
+    "BepC3": (blocks.BepC3, "repeat"),
+    "BiFusion": (blocks.BiFusion, "multi"),
+}
+_STAND_IN = {"single": "Conv", "repeat": "C3", "multi": "Conv"}
+
+
+def _tasks():
+    """Import ``ultralytics.nn.tasks`` after checking the Ultralytics version."""
+    check_ultralytics_version()
     import ultralytics.nn.tasks as tasks
 
     return tasks
@@ -240,7 +251,9 @@ class _PluginRow:
         return BLOCKS[self.name][1]
 
     def error(self, message: str) -> ModelConfigError:
-        return ModelConfigError(f"model YAML layer {self.i} ({self.name}, row {[self.f, self.n, self.name, self.args]}): {message}")
+        return ModelConfigError(
+            f"model YAML layer {self.i} ({self.name}, row {[self.f, self.n, self.name, self.args]}): {message}"
+        )
 
     def stand_in(self) -> list[Any]:
         """Return the stock row Ultralytics builds in this row's place."""
@@ -276,7 +289,9 @@ class _PluginRow:
         try:
             bound = signature.bind(*args, **kwargs)
         except TypeError as e:
-            raise self.error(f"arguments {args + ([kwargs] if kwargs else [])} do not fit {self.name}{signature}: {e}") from None
+            raise self.error(
+                f"arguments {args + ([kwargs] if kwargs else [])} do not fit {self.name}{signature}: {e}"
+            ) from None
         if act is not None and "act" in signature.parameters and "act" not in bound.arguments:
             kwargs["act"] = act
         try:

@@ -1,5 +1,6 @@
-"""Start-up hook of yolo-efficientrep, loaded at interpreter start by ``yolo_efficientrep.pth`` (or, on Python 3.15+,
-``yolo_efficientrep.start``, PEP 829).
+"""Start-up hook of yolo-efficientrep, loaded at interpreter start by ``yolo_efficientrep.pth``.
+
+On Python 3.15+ ``yolo_efficientrep.start`` (PEP 829) names ``install`` instead of the ``.pth`` import line.
 
 It imports nothing heavy: it only puts a finder on ``sys.meta_path`` that, right after ``ultralytics.nn.tasks`` has
 executed, imports ``yolo_efficientrep`` (which registers the plugin). So the stock ``yolo`` command, ``from ultralytics

@@ -1,0 +1,134 @@
+"""Fresh-interpreter behaviour: the start-up hook, the stock ``yolo`` command and the off-switch (subprocesses)."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+from conftest import bin_path, run, run_python
+
+import yolo_efficientrep as yer
+
+BUILD = """
+import sys
+from ultralytics import YOLO
+model = YOLO("yolov8n-efficientrep.yaml")
+print(type(model.model.model[0]).__module__, type(model.model.model[0]).__name__)
+"""
+
+
+def test_fresh_interpreter_sees_the_plugin_without_importing_it():
+    result = run_python(BUILD)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[-2:] == ["yolo_efficientrep.blocks", "RepVGGBlock"]
+
+
+def test_plugin_loads_when_ultralytics_nn_tasks_loads():
+    code = """
+import sys
+assert "yolo_efficientrep" not in sys.modules and "torch" not in sys.modules
+import ultralytics.nn.tasks as tasks
+assert "yolo_efficientrep" in sys.modules
+print(tasks.parse_model._yolo_efficientrep, tasks.RepVGGBlock.__module__)
+"""
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[-2:] == ["True", "yolo_efficientrep.blocks"]
+
+
+def test_importing_the_plugin_first_also_works():
+    result = run_python(
+        "import yolo_efficientrep as y; import ultralytics.nn.tasks as t; print(y.is_registered(), t.BepC3)"
+    )
+    assert result.returncode == 0, result.stderr
+    assert "True <class 'yolo_efficientrep.blocks.BepC3'>" in result.stdout
+
+
+@pytest.mark.parametrize("value", ["0", "false", "off"])
+def test_autoload_switch_turns_the_hook_off(value):
+    code = BUILD.replace("print(", 'print(sys.modules.get("yolo_efficientrep"), ')
+    result = run_python(code, env={"YOLO_EFFICIENTREP_AUTOLOAD": value})
+    assert result.returncode != 0
+    assert "FileNotFoundError" in result.stderr and "yolov8-efficientrep.yaml" in result.stderr
+    probe = run_python(
+        "import sys, ultralytics.nn.tasks; print('yolo_efficientrep' in sys.modules)",
+        env={"YOLO_EFFICIENTREP_AUTOLOAD": value},
+    )
+    assert probe.stdout.split()[-1] == "False"
+
+
+def test_explicit_import_still_registers_with_autoload_off():
+    code = "import yolo_efficientrep\n" + BUILD
+    result = run_python(code, env={"YOLO_EFFICIENTREP_AUTOLOAD": "0"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[-1] == "RepVGGBlock"
+
+
+def test_interpreter_start_imports_neither_torch_nor_ultralytics():
+    result = run(["python" if False else __import__("sys").executable, "-X", "importtime", "-c", "pass"])
+    assert result.returncode == 0
+    imported = [line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if "|" in line]
+    assert "_yolo_efficientrep_hook" in imported  # the hook did load
+    heavy = [m for m in imported if m.split(".")[0] in {"torch", "ultralytics", "numpy", "yolo_efficientrep"}]
+    assert heavy == []
+
+
+def _fake_ultralytics(root, init="__version__ = '8.4.0'\n", tasks="parse_model = None\n"):
+    pkg = root / "ultralytics"
+    (pkg / "nn").mkdir(parents=True)
+    (pkg / "__init__.py").write_text(init)
+    (pkg / "nn" / "__init__.py").write_text("")
+    (pkg / "nn" / "tasks.py").write_text(tasks)
+    return root
+
+
+def test_broken_ultralytics_never_breaks_the_interpreter(tmp_path):
+    root = _fake_ultralytics(tmp_path, init="raise RuntimeError('broken install')\n")
+    result = run_python("print('alive')", env={"PYTHONPATH": str(root)})
+    assert result.returncode == 0 and result.stdout.strip() == "alive"
+    result = run_python("import ultralytics.nn.tasks", env={"PYTHONPATH": str(root)})
+    assert "RuntimeError: broken install" in result.stderr  # Ultralytics' own error, untouched
+
+
+def test_plugin_failure_warns_and_ultralytics_carries_on(tmp_path):
+    root = _fake_ultralytics(tmp_path, init="__version__ = '8.0.239'\n", tasks="VALUE = 42\n")
+    result = run_python("import ultralytics.nn.tasks as t; print('tasks ok', t.VALUE)", env={"PYTHONPATH": str(root)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "tasks ok 42"
+    assert "WARNING yolo-efficientrep: not loaded into Ultralytics (UnsupportedVersionError" in result.stderr
+    assert "ultralytics>=8.1,<8.5; found ultralytics 8.0.239" in result.stderr
+
+
+def test_hook_survives_a_missing_ultralytics(tmp_path):
+    result = run_python(
+        "import sys; sys.modules['ultralytics'] = None\n"
+        "try:\n    import ultralytics.nn.tasks\nexcept ImportError as e:\n    print('ImportError', e.name)\n"
+    )
+    assert result.returncode == 0 and result.stdout.startswith("ImportError")
+
+
+def test_start_file_names_the_hook_entry_point():
+    import importlib
+
+    start = yer.cfg_dir().parent / "yolo_efficientrep" / "_startup" / "yolo_efficientrep.start"
+    if not start.exists():  # installed from a wheel: the file sits at the root of site-packages
+        import _yolo_efficientrep_hook
+
+        start = __import__("pathlib").Path(_yolo_efficientrep_hook.__file__).with_name("yolo_efficientrep.start")
+    module, _, attr = start.read_text().strip().partition(":")
+    assert callable(getattr(importlib.import_module(module), attr))
+
+
+def test_yolo_cli_resolves_plugin_yamls(tmp_path):
+    result = run(
+        [bin_path("yolo"), "export", "model=yolov8n-efficientrep.yaml", "format=torchscript", "imgsz=64"], cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    exported = list(tmp_path.glob("*.torchscript"))
+    assert exported, result.stdout
+    code = textwrap.dedent(f"""
+        import torch
+        m = torch.jit.load(r"{exported[0]}")
+        print(m(torch.zeros(1, 3, 64, 64)).shape)
+    """)
+    assert "torch.Size([1, 84, 84])" in run_python(code).stdout
