@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import sys
 import textwrap
 
 import pytest
 from conftest import bin_path, run, run_python
-
-import yolo_efficientrep as yer
 
 BUILD = """
 import sys
@@ -49,7 +48,7 @@ def test_autoload_switch_turns_the_hook_off(value):
     code = BUILD.replace("print(", 'print(sys.modules.get("yolo_efficientrep"), ')
     result = run_python(code, env={"YOLO_EFFICIENTREP_AUTOLOAD": value})
     assert result.returncode != 0
-    assert "FileNotFoundError" in result.stderr and "yolov8-efficientrep.yaml" in result.stderr
+    assert "FileNotFoundError" in result.stderr and "efficientrep.yaml' does not exist" in result.stderr
     probe = run_python(
         "import sys, ultralytics.nn.tasks; print('yolo_efficientrep' in sys.modules)",
         env={"YOLO_EFFICIENTREP_AUTOLOAD": value},
@@ -65,7 +64,7 @@ def test_explicit_import_still_registers_with_autoload_off():
 
 
 def test_interpreter_start_imports_neither_torch_nor_ultralytics():
-    result = run(["python" if False else __import__("sys").executable, "-X", "importtime", "-c", "pass"])
+    result = run([sys.executable, "-X", "importtime", "-c", "pass"])
     assert result.returncode == 0
     imported = [line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if "|" in line]
     assert "_yolo_efficientrep_hook" in imported  # the hook did load
@@ -109,14 +108,14 @@ def test_hook_survives_a_missing_ultralytics(tmp_path):
 
 def test_start_file_names_the_hook_entry_point():
     import importlib
+    from pathlib import Path
 
-    start = yer.cfg_dir().parent / "yolo_efficientrep" / "_startup" / "yolo_efficientrep.start"
-    if not start.exists():  # installed from a wheel: the file sits at the root of site-packages
-        import _yolo_efficientrep_hook
+    import _yolo_efficientrep_hook  # installed at the root of site-packages, beside the .pth and .start files
 
-        start = __import__("pathlib").Path(_yolo_efficientrep_hook.__file__).with_name("yolo_efficientrep.start")
+    start = Path(_yolo_efficientrep_hook.__file__).with_name("yolo_efficientrep.start")
     module, _, attr = start.read_text().strip().partition(":")
-    assert callable(getattr(importlib.import_module(module), attr))
+    assert (module, attr) == ("_yolo_efficientrep_hook", "install")
+    assert getattr(importlib.import_module(module), attr) is _yolo_efficientrep_hook.install
 
 
 def test_yolo_cli_resolves_plugin_yamls(tmp_path):

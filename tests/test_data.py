@@ -1,0 +1,81 @@
+"""The offline ``shapes`` dataset: deterministic, real boxes, generated through Ultralytics' own dataset check."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+
+from yolo_efficientrep.data import SHAPE_NAMES, generate_shapes
+
+
+def _digest(root):
+    h = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        h.update(path.relative_to(root).as_posix().encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def test_generation_is_deterministic(tmp_path):
+    a = generate_shapes(tmp_path / "a", n_train=6, n_val=3, size=96)
+    b = generate_shapes(tmp_path / "b", n_train=6, n_val=3, size=96)
+    assert _digest(a) == _digest(b)
+    c = generate_shapes(tmp_path / "c", n_train=6, n_val=3, size=96, seed=1)
+    assert _digest(a) != _digest(c)
+
+
+def test_images_and_boxes_are_real(tmp_path):
+    import cv2
+
+    root = generate_shapes(tmp_path / "shapes", n_train=8, n_val=4, size=128)
+    for split, count in (("train", 8), ("val", 4)):
+        images = sorted((root / "images" / split).glob("*.jpg"))
+        assert len(images) == count
+        for image in images:
+            pixels = cv2.imread(str(image))
+            assert pixels.shape == (128, 128, 3) and pixels.std() > 5
+            rows = np.loadtxt(root / "labels" / split / f"{image.stem}.txt", ndmin=2)
+            assert 1 <= len(rows) <= 4
+            assert set(rows[:, 0].astype(int)) <= set(range(len(SHAPE_NAMES)))
+            xy, wh = rows[:, 1:3], rows[:, 3:5]
+            assert (wh > 0.05).all() and (xy - wh / 2 >= -1e-6).all() and (xy + wh / 2 <= 1 + 1e-6).all()
+
+
+def test_box_matches_the_drawn_shape(tmp_path):
+    import cv2
+
+    root = generate_shapes(tmp_path / "one", n_train=1, n_val=1, size=128, seed=3)
+    image = cv2.imread(str(root / "images" / "train" / "train_00000.jpg")).astype(float)
+    cls, x, y, w, h = np.loadtxt(root / "labels" / "train" / "train_00000.txt", ndmin=2)[-1]  # drawn last: on top
+    x0, y0, x1, y1 = (int(round(v * 128)) for v in (x - w / 2, y - h / 2, x + w / 2, y + h / 2))
+    inside = image[y0 + 2 : y1 - 2, x0 + 2 : x1 - 2]
+    outside = image[max(y0 - 6, 0) : y0 - 1, x0:x1]
+    assert inside.size and cls in (0, 1, 2)
+    if cls == 1 and outside.size:  # a rectangle fills its box exactly: the band just above it differs
+        assert np.abs(inside.mean((0, 1)) - outside.mean((0, 1))).max() > 10 or outside.std() > 20
+
+
+def test_never_overwrites_and_leaves_nothing_half_written(tmp_path):
+    target = tmp_path / "shapes"
+    target.mkdir()
+    (target / "mine.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match="refusing to overwrite"):
+        generate_shapes(target, n_train=2, n_val=1)
+    assert (target / "mine.txt").read_text() == "keep me"
+    with pytest.raises(TypeError):
+        generate_shapes(tmp_path / "broken", n_train="x")
+    assert not (tmp_path / "broken").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["shapes"]  # no staging directory left behind
+
+
+def test_bare_name_dataset_generates_through_ultralytics():
+    from ultralytics.data.utils import check_det_dataset
+    from ultralytics.utils import DATASETS_DIR
+
+    data = check_det_dataset("shapes.yaml")
+    assert data["names"] == dict(enumerate(SHAPE_NAMES)) and data["nc"] == 3
+    assert str(data["path"]).startswith(str(DATASETS_DIR))
+    assert len(list((DATASETS_DIR / "shapes" / "images" / "train").glob("*.jpg"))) == 128
+    assert len(list((DATASETS_DIR / "shapes" / "labels" / "val").glob("*.txt"))) == 32
