@@ -84,3 +84,10 @@ def run_python(code: str, env: dict[str, str] | None = None, timeout: int = 600,
 def bin_path(name: str) -> str:
     """Path of a console script installed beside the running interpreter (e.g. ``yolo``)."""
     return str(Path(sys.executable).with_name(name))
+
+
+def pytest_report_header(config):
+    """Show which Ultralytics the suite runs against (CI runs it on the newest and the oldest supported)."""
+    import ultralytics
+
+    return f"ultralytics {ultralytics.__version__} ({Path(ultralytics.__file__).parent}), torch {torch.__version__}"
