@@ -131,3 +131,37 @@ def test_yolo_cli_resolves_plugin_yamls(tmp_path):
         print(m(torch.zeros(1, 3, 64, 64)).shape)
     """)
     assert "torch.Size([1, 84, 84])" in run_python(code).stdout
+
+
+def test_ddp_worker_script_builds_the_plugin_model(tmp_path):
+    """Multi-GPU: the worker script Ultralytics generates for a YAML model rebuilds it in a fresh interpreter."""
+    import re
+    from pathlib import Path
+
+    from ultralytics.models.yolo.detect import DetectionTrainer
+    from ultralytics.utils.dist import generate_ddp_file
+
+    overrides = {
+        "model": "yolov8n-efficientrep.yaml",
+        "data": "shapes.yaml",
+        "imgsz": 64,
+        "epochs": 1,
+        "device": "cpu",
+        "project": str(tmp_path),
+        "name": "ddp",
+    }
+    script = Path(generate_ddp_file(DetectionTrainer(overrides=overrides)))
+    try:
+        # Run the worker up to its model-building step (training itself needs torch.distributed and GPUs).
+        probe = (
+            "trainer.setup_model(); m = trainer.model.model[0]; print('WORKER', type(m).__module__, type(m).__name__)"
+        )
+        text, replaced = re.subn(r"(results = )?trainer\.train\(\)", probe, script.read_text())
+        assert replaced == 1
+        script.write_text(text)
+        result = run([sys.executable, str(script)], cwd=tmp_path)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert result.stdout.split()[-3:] == ["WORKER", "yolo_efficientrep.blocks", "RepVGGBlock"]
+    finally:
+        for leftover in script.parent.glob(script.stem + ".*"):
+            leftover.unlink()

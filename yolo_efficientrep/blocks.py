@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Callable, Sequence
+from typing import Union
 
 import torch
 from torch import nn
@@ -45,7 +46,7 @@ __all__ = (
     "reparameterize",
 )
 
-ActSpec = bool | None | str | nn.Module | type  # what every block's ``act`` argument accepts
+ActSpec = Union[bool, None, str, nn.Module, type]  # what every block's ``act`` argument accepts
 
 # torch.nn activations by lower-case name, for YAML-friendly specs such as "relu", "SiLU" or "nn.LeakyReLU(0.1)".
 _ACTIVATIONS = {
