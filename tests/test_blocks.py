@@ -49,6 +49,8 @@ CASES += [
     (RepVGGBlock, (16, 16, 3, 1, None, 1, 2), {}, 16),  # dilated
     (RepVGGBlock, (16, 16, 5, 1), {}, 16),  # 5x5 main branch
     (RepVGGBlock, (16, 16), {"act": "nn.SiLU()"}, 16),
+    (RepVGGBlock, (16, 16), {"act": "nn.SiLU()", "branches": False}, 16),  # YOLOv6's conv_silu training mode
+    (RepVGGBlock, (16, 24, 3, 2), {"branches": False}, 16),
     (BiFusion, ([16, 24, 8], 16), {}, [16, 24, 8]),
     (BiFusion, ([32, 32, 32], 32), {}, [32, 32, 32]),
 ]
@@ -75,6 +77,7 @@ def test_fuse_is_exact_and_collapses_branches(case):
     x = _input(c1)
     reps = [m for m in block.modules() if isinstance(m, RepVGGBlock)]
     assert all(not m.fused and hasattr(m, "conv1") and hasattr(m, "conv2") for m in reps)
+    assert all(isinstance(m.conv2, nn.Module) == kwargs.get("branches", True) for m in reps)
     with torch.no_grad():
         before = block(x)
         reparameterize(block)

@@ -219,6 +219,8 @@ class RepVGGBlock(RepConv):
         d (int): Dilation of the main branch.
         act (bool | None | str | nn.Module | type): Activation, ``True`` for ReLU.
         deploy (bool): Build the fused form (one biased conv) directly.
+        branches (bool): ``False`` trains only the k x k conv+BN (YOLOv6's ``conv_relu``/``conv_silu`` training modes,
+            e.g. YOLOv6-L); the fused form is the same single conv.
 
     Examples:
         >>> block = RepVGGBlock(32, 32).eval()
@@ -239,6 +241,7 @@ class RepVGGBlock(RepConv):
         d: int = 1,
         act: ActSpec = True,
         deploy: bool = False,
+        branches: bool = True,
     ):
         """Initialize the branches (or the fused conv when ``deploy``)."""
         nn.Module.__init__(self)  # RepConv.__init__ is bypassed on purpose: its defaults differ (SiLU, no identity)
@@ -255,8 +258,8 @@ class RepVGGBlock(RepConv):
             self.conv = nn.Conv2d(c1, c2, k, s, pad, dilation=d, groups=g, bias=True)
         else:
             self.conv1 = Conv(c1, c2, k, s, pad, g, d, act=False)
-            self.conv2 = Conv(c1, c2, 1, s, 0, g, act=False)
-            self.bn = nn.BatchNorm2d(c1) if c1 == c2 and s == 1 else None
+            self.conv2 = Conv(c1, c2, 1, s, 0, g, act=False) if branches else None
+            self.bn = nn.BatchNorm2d(c1) if branches and c1 == c2 and s == 1 else None
 
     @property
     def fused(self) -> bool:
@@ -267,7 +270,9 @@ class RepVGGBlock(RepConv):
         """Sum the branches (or apply the fused conv) and activate."""
         if self.fused:
             return self.act(self.conv(x))
-        y = self.conv1(x) + self.conv2(x)
+        y = self.conv1(x)
+        if self.conv2 is not None:
+            y = y + self.conv2(x)
         if self.bn is not None:
             y = y + self.bn(x)
         return self.act(y)
@@ -283,8 +288,9 @@ class RepVGGBlock(RepConv):
             (tuple[torch.Tensor, torch.Tensor]): Kernel of shape (c2, c1 / g, k, k) and bias of shape (c2,).
         """
         kernel, bias = _kernel_bias(self.conv1)
-        k1, b1 = _kernel_bias(self.conv2)
-        kernel, bias = kernel + pad_to_kernel(k1, kernel.shape[-1]), bias + b1
+        if self.conv2 is not None:
+            k1, b1 = _kernel_bias(self.conv2)
+            kernel, bias = kernel + pad_to_kernel(k1, kernel.shape[-1]), bias + b1
         if self.bn is not None:
             k_id, b_id = fold_bn(identity_kernel(kernel), self.bn)
             kernel, bias = kernel + k_id, bias + b_id

@@ -269,7 +269,17 @@ class _PluginRow:
             self.probes = [x if x >= 0 else self.i + x for x in self.f[1:]]
         return [self.f[0] if multi else self.f, self.n, _STAND_IN[self.kind], [self.args[0]]]
 
-    def build(self, stand_in: nn.Module, probe_c1: list[int], act: nn.Module | None) -> tuple[nn.Module, list[Any]]:
+    def _keyword(self, key: str, value: Any, scale: str, scales: list[str]) -> Any:
+        """Resolve one keyword argument; a mapping keyed by scale letters, e.g. ``{m: 2/3, l: 1/2}``, picks a value."""
+        if isinstance(value, dict) and value and set(value) <= set(scales):
+            if scale not in value:
+                raise self.error(f"'{key}' gives values for scales {sorted(value)} but not for scale '{scale}'")
+            value = value[scale]
+        return _resolve_arg(value)
+
+    def build(
+        self, stand_in: nn.Module, probe_c1: list[int], act: nn.Module | None, scale: str = "", scales: list[str] = ()
+    ) -> tuple[nn.Module, list[Any]]:
         """Build the plugin block with the channels and repeats Ultralytics resolved for the stand-in."""
         copies = 1
         if self.kind == "repeat":
@@ -282,7 +292,8 @@ class _PluginRow:
             c1, c2 = first.conv.in_channels, first.conv.out_channels
             lead = [[c1, *probe_c1] if self.kind == "multi" else c1, c2]
         extra = list(self.args[1:])
-        kwargs = {k: _resolve_arg(v) for k, v in extra.pop().items()} if extra and isinstance(extra[-1], dict) else {}
+        kwargs = extra.pop() if extra and isinstance(extra[-1], dict) else {}
+        kwargs = {k: self._keyword(k, v, scale, scales) for k, v in kwargs.items()}
         extra = [_resolve_arg(a) for a in extra]
         args = [*lead, *extra]
         signature = inspect.signature(self.cls)
@@ -409,9 +420,11 @@ def _wrap_parse_model(original):
         probe_c1 = iter(m.conv.in_channels for m in layers[len(rows) :])
         layers = layers[: len(rows)]
 
+        scales = list(d.get("scales") or {})
+        scale = d.get("scale") or (scales[0] if scales else "")  # Ultralytics' own fallback: the first scale
         lines = {}
         for i, row in plugin.items():
-            layers[i], args = row.build(layers[i], [next(probe_c1) for _ in row.probes], act)
+            layers[i], args = row.build(layers[i], [next(probe_c1) for _ in row.probes], act, scale, scales)
             n_ = args[2] if row.kind == "repeat" else len(layers[i]) if isinstance(layers[i], nn.Sequential) else 1
             shown = [a.__name__ if isinstance(a, type) else a for a in args]
             lines[i] = f"{i:>3}{str(row.f):>20}{n_:>3}{layers[i].np:10.0f}  {layers[i].type:<45}{str(shown):<30}"
