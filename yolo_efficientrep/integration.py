@@ -271,7 +271,7 @@ class _PluginRow:
 
     def _keyword(self, key: str, value: Any, scale: str, scales: list[str]) -> Any:
         """Resolve one keyword argument; a mapping keyed by scale letters, e.g. ``{m: 2/3, l: 1/2}``, picks a value."""
-        if isinstance(value, dict) and value and set(value) <= set(scales):
+        if isinstance(value, dict) and value and set(value) <= {*scales, *"nslmx"}:
             if scale not in value:
                 raise self.error(f"'{key}' gives values for scales {sorted(value)} but not for scale '{scale}'")
             value = value[scale]

@@ -1,0 +1,213 @@
+"""The model zoo: every shipped model YAML at every scale, its size and compute, and the README tables built from them.
+
+``python -m yolo_efficientrep.zoo`` rewrites the tables in ``README.md`` between their ``<!-- zoo:... -->`` markers, so
+no number in them is typed by hand; ``tests/test_zoo.py`` fails when the committed tables are out of date.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+__all__ = (
+    "MODEL_FAMILIES",
+    "SCALES",
+    "YOLOV6_V3",
+    "ModelStats",
+    "effidehead_cost",
+    "model_stats",
+    "render_tables",
+    "scaled_name",
+    "yolov6_comparison",
+)
+
+SCALES = "nsmlx"
+# Shipped model YAMLs (without the scale letter), detection families first, then the task variants.
+MODEL_FAMILIES = (
+    "yolov8-efficientrep",
+    "yolov8-cspbep",
+    "yolov8-reppan",
+    "yolov6-efficientrep",
+    "yolov6-cspbep",
+    "yolov8-efficientrep-seg",
+    "yolov8-efficientrep-pose",
+    "yolov8-efficientrep-obb",
+    "yolov8-efficientrep-cls",
+)
+STOCK_FAMILIES = ("yolov8", "yolov6")
+
+# YOLOv6 v3.0 as published (README of meituan/YOLOv6, deployed models, 640): params (M), GFLOPs, and the EffiDeHead
+# it was measured with: output channels per level and whether it is the N/S distillation head (DFL branch + lrtb branch).
+YOLOV6_V3 = {
+    "n": {"family": "yolov6-efficientrep", "params": 4.7, "gflops": 11.4, "channels": (32, 64, 128), "ns_head": True},
+    "s": {"family": "yolov6-efficientrep", "params": 18.5, "gflops": 45.3, "channels": (64, 128, 256), "ns_head": True},
+    "m": {"family": "yolov6-cspbep", "params": 34.9, "gflops": 85.8, "channels": (96, 192, 384), "ns_head": False},
+    "l": {"family": "yolov6-cspbep", "params": 59.6, "gflops": 150.7, "channels": (128, 256, 512), "ns_head": False},
+}
+
+
+@dataclass
+class ModelStats:
+    """Size and compute of one model, in training form and after ``model.fuse()``."""
+
+    name: str
+    task: str
+    layers: int
+    params: int
+    gflops: float
+    fused_layers: int
+    fused_params: int
+    fused_gflops: float
+
+
+def scaled_name(family: str, scale: str) -> str:
+    """``yolov8-efficientrep-seg`` + ``n`` -> ``yolov8n-efficientrep-seg.yaml`` (Ultralytics' scale-letter naming)."""
+    return re.sub(r"^(yolov?\d+)", rf"\g<1>{scale}", family) + ".yaml"
+
+
+def _measure(model: nn.Module, imgsz: int) -> tuple[int, int, float]:
+    """Layers (leaf modules, as Ultralytics' ``info()`` counts them), parameters and GFLOPs (Ultralytics' counter)."""
+    from ultralytics.utils.torch_utils import get_flops
+
+    layers = sum(1 for m in model.modules() if not m._modules)
+    return layers, sum(p.numel() for p in model.parameters()), get_flops(model, imgsz)
+
+
+def model_stats(name: str, imgsz: int = 640) -> ModelStats:
+    """Build ``name`` with stock ``YOLO`` and measure it before and after Ultralytics' own ``fuse()``."""
+    from ultralytics import YOLO
+
+    wrapper = YOLO(name)
+    trained = _measure(wrapper.model, imgsz)
+    fused = _measure(wrapper.model.fuse(verbose=False), imgsz)
+    return ModelStats(name, wrapper.task, *trained, *fused)
+
+
+def effidehead_cost(channels: tuple[int, ...], ns_head: bool, nc: int = 80, imgsz: int = 640) -> tuple[int, float]:
+    """Parameters and GFLOPs of YOLOv6 v3's deployed EffiDeHead, from its definition.
+
+    Per level of c channels: a 1x1 stem and 3x3 cls/reg convs (conv+BN+SiLU, BN folded into a bias), a 1x1 class
+    predictor and a 1x1 DFL box predictor (4 x (16 + 1) outputs); the N/S distillation head adds a 1x1 4-output box
+    predictor. FLOPs count 2 per multiply-accumulate of the convolutions, like the published numbers.
+    """
+    params, flops = 0, 0
+    for c, stride in zip(channels, (8, 16, 32)):
+        outputs = nc + 4 * 17 + (4 if ns_head else 0)
+        weights = c * c + 2 * 9 * c * c + c * outputs
+        params += weights + 3 * c + outputs
+        flops += 2 * weights * (imgsz // stride) ** 2
+    return params, flops / 1e9
+
+
+def _backbone_neck_cost(model: nn.Module, imgsz: int = 640) -> tuple[int, float]:
+    """Parameters and GFLOPs of everything but the head of a fused Ultralytics model."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    layers, head = list(model.model)[:-1], model.model[-1]
+    params = sum(p.numel() for m in layers for p in m.parameters())
+    outputs, x = [], torch.zeros(1, 3, imgsz, imgsz)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        for m in layers:
+            if m.f != -1:
+                x = outputs[m.f] if isinstance(m.f, int) else [x if j == -1 else outputs[j] for j in m.f]
+            x = m(x)
+            outputs.append(x)
+    assert all(j < len(layers) for j in ([head.f] if isinstance(head.f, int) else head.f))
+    return params, counter.get_total_flops() / 1e9
+
+
+def yolov6_comparison(imgsz: int = 640) -> list[dict]:
+    """Compare each fused yolov6-* model's backbone+neck with the official YOLOv6 v3 model minus its head."""
+    from ultralytics import YOLO
+
+    rows = []
+    for scale, ref in YOLOV6_V3.items():
+        model = YOLO(scaled_name(ref["family"], scale)).model.fuse(verbose=False).eval()
+        params, gflops = _backbone_neck_cost(model, imgsz)
+        head_params, head_gflops = effidehead_cost(ref["channels"], ref["ns_head"], imgsz=imgsz)
+        official_params, official_gflops = ref["params"] * 1e6 - head_params, ref["gflops"] - head_gflops
+        rows.append(
+            {
+                "model": f"YOLOv6-{scale.upper()} v3.0",
+                "yaml": scaled_name(ref["family"], scale),
+                "official_params": official_params,
+                "official_gflops": official_gflops,
+                "params": params,
+                "gflops": gflops,
+                "params_ratio": params / official_params,
+                "gflops_ratio": gflops / official_gflops,
+            }
+        )
+    return rows
+
+
+def _zoo_table(stats: list[ModelStats]) -> str:
+    lines = [
+        "| model | task | layers | params (M) | GFLOPs | fused layers | fused params (M) | fused GFLOPs |",
+        "|---|---|--:|--:|--:|--:|--:|--:|",
+    ]
+    for s in stats:
+        lines.append(
+            f"| `{s.name}` | {s.task} | {s.layers} | {s.params / 1e6:.2f} | {s.gflops:.1f} | {s.fused_layers} | "
+            f"{s.fused_params / 1e6:.2f} | {s.fused_gflops:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def _yolov6_table(rows: list[dict]) -> str:
+    lines = [
+        "| official model | plugin YAML | official params (M) | plugin params (M) | ratio | official GFLOPs | "
+        "plugin GFLOPs | ratio |",
+        "|---|---|--:|--:|--:|--:|--:|--:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['model']} | `{r['yaml']}` | {r['official_params'] / 1e6:.2f} | {r['params'] / 1e6:.2f} | "
+            f"{r['params_ratio']:.3f} | {r['official_gflops']:.2f} | {r['gflops']:.2f} | {r['gflops_ratio']:.3f} |"
+        )
+    return "\n".join(lines)
+
+
+def render_tables() -> dict[str, str]:
+    """Compute every table: ``{"models": ..., "yolov6": ...}`` as Markdown."""
+    import ultralytics
+
+    names = [scaled_name(f, s) for f in MODEL_FAMILIES + STOCK_FAMILIES for s in SCALES]
+    note = f"\n\n<sub>Generated by `python -m yolo_efficientrep.zoo` with ultralytics {ultralytics.__version__}.</sub>"
+    return {
+        "models": _zoo_table([model_stats(n) for n in names]) + note,
+        "yolov6": _yolov6_table(yolov6_comparison()) + note,
+    }
+
+
+def update_readme(readme: Path, tables: dict[str, str]) -> str:
+    """Return ``readme``'s text with each table placed between its ``<!-- zoo:NAME -->`` markers."""
+    text = readme.read_text()
+    for key, table in tables.items():
+        start, end = f"<!-- zoo:{key} -->", f"<!-- /zoo:{key} -->"
+        if start not in text or end not in text:
+            raise ValueError(f"{readme} has no {start} ... {end} markers for the '{key}' table")
+        head, rest = text.split(start, 1)
+        text = f"{head}{start}\n{table}\n{end}{rest.split(end, 1)[1]}"
+    return text
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Regenerate the README tables (``--check`` only reports whether they are current)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--readme", type=Path, default=Path(__file__).resolve().parents[1] / "README.md")
+    parser.add_argument("--check", action="store_true", help="exit 1 if the README tables are out of date")
+    args = parser.parse_args(argv)
+    text = update_readme(args.readme, render_tables())
+    if args.check:
+        raise SystemExit(0 if text == args.readme.read_text() else 1)
+    args.readme.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
