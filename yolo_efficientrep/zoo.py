@@ -42,7 +42,7 @@ MODEL_FAMILIES = (
 STOCK_FAMILIES = ("yolov8", "yolov6")
 
 # YOLOv6 v3.0 as published (README of meituan/YOLOv6, deployed models, 640): params (M), GFLOPs, and the EffiDeHead
-# it was measured with: output channels per level and whether it is the N/S distillation head (DFL branch + lrtb branch).
+# it was measured with: channels per level and whether it is the N/S distillation head (DFL + lrtb branches).
 YOLOV6_V3 = {
     "n": {"family": "yolov6-efficientrep", "params": 4.7, "gflops": 11.4, "channels": (32, 64, 128), "ns_head": True},
     "s": {"family": "yolov6-efficientrep", "params": 18.5, "gflops": 45.3, "channels": (64, 128, 256), "ns_head": True},

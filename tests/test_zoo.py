@@ -1,0 +1,147 @@
+"""The model zoo: every shipped YAML at every scale builds, runs, fuses exactly, exports fused, and is documented."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+from conftest import REPO, count, randomize_bn
+from torch import nn
+from ultralytics import YOLO
+
+import yolo_efficientrep as yer
+from yolo_efficientrep import zoo
+
+ALL = [zoo.scaled_name(f, s) for f in zoo.MODEL_FAMILIES for s in zoo.SCALES]
+SMALL = [zoo.scaled_name(f, s) for f in zoo.MODEL_FAMILIES for s in "ns"]
+TASKS = {"seg": "segment", "pose": "pose", "obb": "obb", "cls": "classify"}
+
+
+def test_every_shipped_model_yaml_is_in_the_zoo():
+    shipped = {name.removesuffix(".yaml") for name in yer.yaml_names("models")}
+    assert shipped == set(zoo.MODEL_FAMILIES)
+
+
+def _check_output(task: str, model: nn.Module, y, nc: int, imgsz: int):
+    anchors = sum((imgsz // s) ** 2 for s in (8, 16, 32))
+    if task == "classify":
+        probs = y[0] if isinstance(y, (list, tuple)) else y
+        assert probs.shape == (1, nc)
+        torch.testing.assert_close(probs.sum(1), torch.ones(1))  # softmax in eval mode
+        return
+    pred = y[0][0] if task == "segment" else y[0]
+    extra = {"detect": 0, "segment": 32, "pose": 51, "obb": 1}[task]  # mask coefficients, 17x3 keypoints, angle
+    assert pred.shape == (1, 4 + nc + extra, anchors)
+    if task == "segment":
+        assert y[0][1].shape[:2] == (1, 32) and y[0][1].shape[-1] == imgsz // 4  # prototypes at stride 4
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_builds_and_runs_at_every_scale(name):
+    model = YOLO(name)
+    task = TASKS.get(name.removesuffix(".yaml").rsplit("-", 1)[-1], "detect")
+    assert model.task == task
+    assert model.model.yaml["scale"] == re.search(r"yolov\d([nsmlx])", name).group(1)
+    imgsz = 64
+    with torch.no_grad():
+        y = model.model.eval()(torch.zeros(1, 3, imgsz, imgsz))
+    _check_output(task, model.model, y, model.model.yaml["nc"], imgsz)
+
+
+def _first_output(y):
+    while isinstance(y, (list, tuple)):
+        y = y[0]
+    return y
+
+
+@pytest.mark.parametrize("name", SMALL)
+def test_fuse_is_exact_and_exports_fused_onnx(name, tmp_path):
+    import onnx
+
+    torch.manual_seed(0)
+    model = YOLO(name)
+    net = randomize_bn(model.model)
+    x = torch.rand(1, 3, 96, 96, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        before = _first_output(net(x))
+        net.fuse(verbose=False)
+        after = _first_output(net(x))
+    torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-4)
+    assert count(net, nn.BatchNorm2d) == 0
+    assert all(m.fused for m in net.modules() if isinstance(m, (yer.RepVGGBlock, yer.SimConv)))
+
+    exported = YOLO(name).export(format="onnx", imgsz=64, project=str(tmp_path), verbose=False)
+    ops = [node.op_type for node in onnx.load(exported).graph.node]
+    assert ops.count("BatchNormalization") == 0
+    fused = YOLO(name).model.fuse(verbose=False)
+    assert ops.count("Conv") == count(fused, nn.Conv2d)
+
+
+@pytest.mark.parametrize("family", ["yolov8-efficientrep", "yolov8-cspbep", "yolov8-reppan"])
+def test_header_numbers_match_the_built_models_and_stay_near_yolov8(family):
+    """Each YOLOv8-derived YAML states its fused GFLOPs/params beside YOLOv8's: checked here, never hand-typed drift."""
+    header = (yer.cfg_dir() / "models" / f"{family}.yaml").read_text().split("scales:")[0]
+    claims = re.findall(r"([nsmlx]) (\d+\.\d) / (\d+\.\d+)M \(yolov8\1 (\d+\.\d) / (\d+\.\d+)M\)", header)
+    assert sorted(c[0] for c in claims) == sorted(zoo.SCALES)
+    for scale, gflops, params, ref_gflops, ref_params in claims:
+        mine, ref = zoo.model_stats(zoo.scaled_name(family, scale)), zoo.model_stats(f"yolov8{scale}.yaml")
+        assert (round(mine.fused_gflops, 1), round(mine.fused_params / 1e6, 2)) == (float(gflops), float(params))
+        assert (round(ref.fused_gflops, 1), round(ref.fused_params / 1e6, 2)) == (float(ref_gflops), float(ref_params))
+        assert abs(mine.fused_gflops / ref.fused_gflops - 1) <= 0.25
+
+
+def test_yolov6_backbone_neck_matches_official_v3_within_3_percent():
+    rows = zoo.yolov6_comparison()
+    assert [r["yaml"] for r in rows] == [
+        "yolov6n-efficientrep.yaml",
+        "yolov6s-efficientrep.yaml",
+        "yolov6m-cspbep.yaml",
+        "yolov6l-cspbep.yaml",
+    ]
+    for r in rows:
+        assert abs(r["params_ratio"] - 1) <= 0.03, r
+        assert abs(r["gflops_ratio"] - 1) <= 0.03, r
+
+
+def test_effidehead_cost_from_its_definition():
+    # N: levels of 32/64/128 channels; per level 1x1 stem + two 3x3 convs (BN folded) + 80 + 68 + 4 output 1x1 preds.
+    params, gflops = zoo.effidehead_cost((32, 64, 128), ns_head=True)
+    per_level = [19 * c * c + 3 * c + 152 * c + 152 for c in (32, 64, 128)]
+    assert params == sum(per_level)
+    assert gflops == pytest.approx(
+        2 * sum((19 * c * c + 152 * c) * (640 // s) ** 2 for c, s in zip((32, 64, 128), (8, 16, 32))) / 1e9
+    )
+
+
+def test_yolov6_cspbep_uses_yolov6s_per_scale_recipe():
+    m = YOLO("yolov6m-cspbep.yaml").model
+    bepc3 = m.model[2]
+    assert isinstance(bepc3.m.m[0].conv1, yer.RepVGGBlock) and isinstance(bepc3.cv1.act, nn.ReLU)
+    assert bepc3.cv1.conv.out_channels == int(96 * 2 / 3)  # e = 2/3
+    big = YOLO("yolov6l-cspbep.yaml").model
+    stem, bepc3, sppf, bifusion = big.model[0], big.model[2], big.model[9], big.model[11]
+    assert stem.conv2 is None and stem.bn is None and isinstance(stem.act, nn.SiLU)  # plain Conv+BN+SiLU
+    assert type(bepc3.m.m[0].conv1) is yer.SimConv and isinstance(bepc3.cv1.act, nn.SiLU)
+    assert bepc3.cv1.conv.out_channels == 64  # e = 1/2
+    assert isinstance(sppf.cv1.act, nn.SiLU)
+    assert isinstance(bifusion.cv1.act, nn.ReLU) and isinstance(big.model[10].act, nn.ReLU)  # neck convs stay ReLU
+
+
+def test_misspelled_zoo_name_lists_the_plugin_yamls():
+    with pytest.raises(FileNotFoundError) as error:
+        YOLO("yolov8n-cspbepp.yaml")
+    message = str(error.value)
+    assert "does not exist" in message and "Did you mean yolov8-cspbep.yaml" in message
+    assert all(f"{family}.yaml" in message for family in zoo.MODEL_FAMILIES)
+
+
+def test_readme_tables_are_current():
+    import ultralytics
+
+    readme = REPO / "README.md"
+    if f"ultralytics {ultralytics.__version__}." not in readme.read_text():
+        pytest.skip(f"the README tables are generated with another Ultralytics than {ultralytics.__version__}")
+    assert zoo.update_readme(readme, zoo.render_tables()) == readme.read_text(), (
+        "README tables are stale: run python -m yolo_efficientrep.zoo"
+    )
