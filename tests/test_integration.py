@@ -258,7 +258,7 @@ DETECT = [[-1], 1, "Detect", ["nc"]]
     ("rows", "error", "message"),
     [
         (
-            [[-1, 1, "RepVGGBlock", [64, 3, 2, None, 1, 1, True, False, 7]], DETECT],
+            [[-1, 1, "RepVGGBlock", [64, 3, 2, None, 1, 1, True, False, True, 7]], DETECT],
             yer.ModelConfigError,
             r"layer 0 \(RepVGGBlock.*do not fit RepVGGBlock\(c1",
         ),
@@ -381,4 +381,3 @@ def test_fuse_through_the_yolo_api_counts_parameters():
     fused = sum(p.numel() for p in model.model.parameters())
     assert fused < unfused
     assert count(model.model, nn.BatchNorm2d) == 0
-

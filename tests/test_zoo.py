@@ -23,18 +23,24 @@ def test_every_shipped_model_yaml_is_in_the_zoo():
     assert shipped == set(zoo.MODEL_FAMILIES)
 
 
-def _check_output(task: str, model: nn.Module, y, nc: int, imgsz: int):
-    anchors = sum((imgsz // s) ** 2 for s in (8, 16, 32))
+def _tensors(y):
+    if isinstance(y, torch.Tensor):
+        return [y]
+    return [t for item in (y.values() if isinstance(y, dict) else y) for t in _tensors(item)]
+
+
+def _check_output(task: str, y, nc: int, imgsz: int):
+    """Check the task's output tensors by shape (their nesting differs between Ultralytics releases)."""
+    shapes = [tuple(t.shape) for t in _tensors(y)]
     if task == "classify":
-        probs = y[0] if isinstance(y, (list, tuple)) else y
-        assert probs.shape == (1, nc)
-        torch.testing.assert_close(probs.sum(1), torch.ones(1))  # softmax in eval mode
+        assert (1, nc) in shapes
+        torch.testing.assert_close(_tensors(y)[0].sum(1), torch.ones(1))  # softmax in eval mode
         return
-    pred = y[0][0] if task == "segment" else y[0]
+    anchors = sum((imgsz // s) ** 2 for s in (8, 16, 32))
     extra = {"detect": 0, "segment": 32, "pose": 51, "obb": 1}[task]  # mask coefficients, 17x3 keypoints, angle
-    assert pred.shape == (1, 4 + nc + extra, anchors)
+    assert (1, 4 + nc + extra, anchors) in shapes
     if task == "segment":
-        assert y[0][1].shape[:2] == (1, 32) and y[0][1].shape[-1] == imgsz // 4  # prototypes at stride 4
+        assert (1, 32, imgsz // 4, imgsz // 4) in shapes  # mask prototypes at stride 4
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -46,7 +52,7 @@ def test_builds_and_runs_at_every_scale(name):
     imgsz = 64
     with torch.no_grad():
         y = model.model.eval()(torch.zeros(1, 3, imgsz, imgsz))
-    _check_output(task, model.model, y, model.model.yaml["nc"], imgsz)
+    _check_output(task, y, model.model.yaml["nc"], imgsz)
 
 
 def _first_output(y):
@@ -56,9 +62,7 @@ def _first_output(y):
 
 
 @pytest.mark.parametrize("name", SMALL)
-def test_fuse_is_exact_and_exports_fused_onnx(name, tmp_path):
-    import onnx
-
+def test_fuse_is_exact(name):
     torch.manual_seed(0)
     model = YOLO(name)
     net = randomize_bn(model.model)
@@ -71,7 +75,17 @@ def test_fuse_is_exact_and_exports_fused_onnx(name, tmp_path):
     assert count(net, nn.BatchNorm2d) == 0
     assert all(m.fused for m in net.modules() if isinstance(m, (yer.RepVGGBlock, yer.SimConv)))
 
-    exported = YOLO(name).export(format="onnx", imgsz=64, project=str(tmp_path), verbose=False)
+
+@pytest.mark.parametrize("name", SMALL)
+def test_onnx_export_is_fused(name, tmp_path):
+    import onnx
+
+    try:
+        exported = YOLO(name).export(format="onnx", imgsz=64, project=str(tmp_path), verbose=False)
+    except ModuleNotFoundError as e:  # Ultralytics < 8.3 + torch >= 2.9: torch's default dynamo exporter (stock issue)
+        if e.name != "onnxscript":
+            raise
+        pytest.skip("this Ultralytics exports ONNX through torch's dynamo exporter, which needs onnxscript")
     ops = [node.op_type for node in onnx.load(exported).graph.node]
     assert ops.count("BatchNormalization") == 0
     fused = YOLO(name).model.fuse(verbose=False)
@@ -84,10 +98,15 @@ def test_header_numbers_match_the_built_models_and_stay_near_yolov8(family):
     header = (yer.cfg_dir() / "models" / f"{family}.yaml").read_text().split("scales:")[0]
     claims = re.findall(r"([nsmlx]) (\d+\.\d) / (\d+\.\d+)M \(yolov8\1 (\d+\.\d) / (\d+\.\d+)M\)", header)
     assert sorted(c[0] for c in claims) == sorted(zoo.SCALES)
+    tolerance = {"abs": 0.051} if _tables_version_is_installed() else {"rel": 0.02}
     for scale, gflops, params, ref_gflops, ref_params in claims:
         mine, ref = zoo.model_stats(zoo.scaled_name(family, scale)), zoo.model_stats(f"yolov8{scale}.yaml")
-        assert (round(mine.fused_gflops, 1), round(mine.fused_params / 1e6, 2)) == (float(gflops), float(params))
-        assert (round(ref.fused_gflops, 1), round(ref.fused_params / 1e6, 2)) == (float(ref_gflops), float(ref_params))
+        # Exact (to the rounding) with the Ultralytics the numbers were generated with; its FLOP counter for some
+        # layers (ConvTranspose2d) changed between releases, so other releases get 2%.
+        assert round(mine.fused_params / 1e6, 2) == float(params)
+        assert round(ref.fused_params / 1e6, 2) == float(ref_params)
+        assert mine.fused_gflops == pytest.approx(float(gflops), **tolerance)
+        assert ref.fused_gflops == pytest.approx(float(ref_gflops), **tolerance)
         assert abs(mine.fused_gflops / ref.fused_gflops - 1) <= 0.25
 
 
@@ -136,11 +155,18 @@ def test_misspelled_zoo_name_lists_the_plugin_yamls():
     assert all(f"{family}.yaml" in message for family in zoo.MODEL_FAMILIES)
 
 
+def _tables_version_is_installed() -> bool:
+    """Whether the installed Ultralytics is the one the committed README tables were generated with."""
+    import ultralytics
+
+    return f"ultralytics {ultralytics.__version__}." in (REPO / "README.md").read_text()
+
+
 def test_readme_tables_are_current():
     import ultralytics
 
     readme = REPO / "README.md"
-    if f"ultralytics {ultralytics.__version__}." not in readme.read_text():
+    if not _tables_version_is_installed():
         pytest.skip(f"the README tables are generated with another Ultralytics than {ultralytics.__version__}")
     assert zoo.update_readme(readme, zoo.render_tables()) == readme.read_text(), (
         "README tables are stale: run python -m yolo_efficientrep.zoo"
