@@ -20,6 +20,7 @@ Fusing needs no patch: ``RepVGGBlock`` and ``SimConv`` subclass ``RepConv`` and 
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import difflib
 import functools
@@ -222,8 +223,6 @@ def _resolve_arg(value: Any) -> Any:
         return value
     if value in BLOCKS:
         return BLOCKS[value][0]
-    import ast
-
     with contextlib.suppress(ValueError, SyntaxError):
         return ast.literal_eval(value)
     with contextlib.suppress(ValueError, ZeroDivisionError):
@@ -366,11 +365,17 @@ class _Capture(logging.Filter):
 
 @contextlib.contextmanager
 def _held_back(logger: logging.Logger, active: bool) -> Iterator[_Capture]:
+    """Hold back ``logger``'s records while ``active``; if the block fails, release them as they were."""
     capture = _Capture()
     if active:
         logger.addFilter(capture)
     try:
         yield capture
+    except BaseException:
+        logger.removeFilter(capture)
+        for record in capture.records:  # the layer table up to the failing layer still helps
+            logger.handle(record)
+        raise
     finally:
         logger.removeFilter(capture)
 
