@@ -79,3 +79,21 @@ def test_cli_val_on_the_checkpoint(trained):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "summary (fused)" in result.stdout + result.stderr
     assert "all         32" in result.stdout + result.stderr
+
+
+def test_restricted_safe_loading_loads_plugin_checkpoints(trained):
+    """ULTRALYTICS_SAFE_LOAD=1 (weights_only unpickling with an allow-list) accepts the plugin's classes."""
+    _, best, _ = trained
+    code = textwrap.dedent(f"""
+        import sys
+        from ultralytics import YOLO
+        from ultralytics.nn.tasks import _SafeLoad
+        assert _SafeLoad.restricted()
+        model = YOLO(r"{best}")
+        print("loaded", type(model.model.model[0]).__name__, len(model.predict(verbose=False, imgsz=128)))
+    """)
+    result = run_python(code, env={"ULTRALYTICS_SAFE_LOAD": "1"})
+    if "cannot import name '_SafeLoad'" in result.stderr:
+        pytest.skip("this Ultralytics has no opt-in restricted loading (ULTRALYTICS_SAFE_LOAD)")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split()[-3:] == ["loaded", "RepVGGBlock", "2"]  # Ultralytics' two bundled sample images

@@ -381,3 +381,18 @@ def test_fuse_through_the_yolo_api_counts_parameters():
     fused = sum(p.numel() for p in model.model.parameters())
     assert fused < unfused
     assert count(model.model, nn.BatchNorm2d) == 0
+
+
+def test_weights_only_allow_list_gains_exactly_the_plugin_classes():
+    from torch import serialization
+
+    ours = {cls for cls, _ in yer.BLOCKS.values()}
+    registered = set(serialization.get_safe_globals())
+    assert ours <= registered
+    yer.unregister()
+    try:
+        assert not (ours & set(serialization.get_safe_globals()))
+        assert set(serialization.get_safe_globals()) == registered - ours
+    finally:
+        yer.register()
+    assert set(serialization.get_safe_globals()) == registered

@@ -160,6 +160,7 @@ def register() -> None:
     if not _is_ours(tasks.parse_model):
         tasks.parse_model = _wrap_parse_model(tasks.parse_model)
     _patch_check_file()
+    _set_safe_globals(add=True)
 
 
 def unregister() -> None:
@@ -171,12 +172,31 @@ def unregister() -> None:
         for name, (cls, _) in BLOCKS.items():
             if _same_class(tasks.__dict__.get(name), cls):
                 delattr(tasks, name)
+    _set_safe_globals(add=False)
     checks = sys.modules.get("ultralytics.utils.checks")
     if checks is not None and _is_ours(checks.check_file):
         wrapper = checks.check_file
         for module in _ultralytics_modules():
             if getattr(module, "check_file", None) is wrapper:
                 module.check_file = wrapper.__wrapped__
+
+
+def _set_safe_globals(add: bool) -> None:
+    """Add (or remove) exactly the plugin's block classes to torch's ``weights_only`` allow-list.
+
+    Ultralytics' opt-in restricted loading (``ULTRALYTICS_SAFE_LOAD=1``) unpickles checkpoints with
+    ``weights_only=True`` and allow-lists only its own and torch's classes; plugin checkpoints need these too.
+    """
+    serialization = torch.serialization
+    if not hasattr(serialization, "add_safe_globals"):  # torch < 2.4 has no allow-list (nor restricted loading)
+        return
+    ours = {cls for cls, _ in BLOCKS.values()}
+    if add:
+        serialization.add_safe_globals(sorted(ours, key=_qualname))
+    else:
+        kept = [g for g in serialization.get_safe_globals() if (g[0] if isinstance(g, tuple) else g) not in ours]
+        serialization.clear_safe_globals()
+        serialization.add_safe_globals(kept)
 
 
 # --------------------------------------------------------------------------------------------------- YAML lookup

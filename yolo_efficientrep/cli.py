@@ -1,0 +1,92 @@
+"""The ``yolo-efficientrep`` command: the plugin's own jobs, in Ultralytics' ``key=value`` style.
+
+    yolo-efficientrep list                          shipped YAMLs and their scales
+    yolo-efficientrep check [imgsz=96]              registration + exact fuse of every shipped model YAML (scale n)
+    yolo-efficientrep info model=NAME [imgsz=640]   layers, parameters and GFLOPs, unfused vs fused
+
+Training, validation, prediction and export use the stock ``yolo`` command; the plugin is already active there.
+"""
+
+from __future__ import annotations
+
+import sys
+
+COMMANDS = {"list": set(), "check": {"imgsz"}, "info": {"model", "imgsz"}}
+
+
+def _parse(argv: list[str]) -> tuple[str, dict[str, str]]:
+    if not argv or argv[0] in {"-h", "--help", "help"}:
+        raise SystemExit(__doc__)
+    command, pairs = argv[0], argv[1:]
+    if command not in COMMANDS:
+        raise SystemExit(f"yolo-efficientrep: unknown command '{command}'; choose from {', '.join(COMMANDS)}")
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or key not in COMMANDS[command]:
+            valid = ", ".join(f"{k}=..." for k in sorted(COMMANDS[command])) or "none"
+            raise SystemExit(f"yolo-efficientrep {command}: invalid argument '{pair}'; valid arguments: {valid}")
+        options[key] = value
+    return command, options
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(x)) for x in column) for column in zip(header, *rows)]
+    line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)])
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; return the process exit status."""
+    command, options = _parse(sys.argv[1:] if argv is None else argv)
+    from ultralytics.utils import LOGGER, TQDM
+
+    from . import zoo  # importing the package registers the plugin
+    from .resources import cfg_dir, yaml_names
+
+    if command == "list":
+        import yaml
+
+        rows = []
+        for name in yaml_names():
+            path = next(cfg_dir().rglob(name))
+            data = yaml.safe_load(path.read_text())
+            scales = ", ".join(data.get("scales", {})) if "scales" in data else ""
+            example = zoo.scaled_name(name.removesuffix(".yaml"), next(iter(data["scales"]))) if scales else name
+            rows.append([name, path.parent.name, scales or "-", example])
+        LOGGER.info(_table(["yaml", "kind", "scales", "use as"], rows))
+        return 0
+
+    if command == "check":
+        imgsz = int(options.get("imgsz", 96))
+        names = [zoo.scaled_name(f, "n") for f in zoo.MODEL_FAMILIES]
+        results = [zoo.check_model(n, imgsz) for n in TQDM(names, desc="yolo-efficientrep check")]
+        verdict = {True: "ok", False: "FAIL"}
+        rows = [
+            [r.name, r.plugin_blocks, r.rep_units, r.batchnorms_left, f"{r.max_rel_error:.1e}", verdict[r.ok]]
+            for r in results
+        ]
+        LOGGER.info(_table(["model", "plugin blocks", "rep units", "BN after fuse", "max rel error", "result"], rows))
+        for r in results:
+            if r.error:
+                LOGGER.error(f"{r.name}: {r.error}")
+        return 0 if all(r.ok for r in results) else 1
+
+    if "model" not in options:
+        raise SystemExit("yolo-efficientrep info: missing model=..., e.g. model=yolov8n-efficientrep.yaml")
+    s = zoo.model_stats(options["model"], int(options.get("imgsz", 640)))
+    rows = [
+        ["unfused", s.layers, f"{s.params:,}", f"{s.gflops:.1f}"],
+        ["fused", s.fused_layers, f"{s.fused_params:,}", f"{s.fused_gflops:.1f}"],
+    ]
+    LOGGER.info(f"{s.name} ({s.task})\n" + _table(["form", "layers", "parameters", "GFLOPs"], rows))
+    return 0
+
+
+def entrypoint() -> None:
+    """Console-script entry point."""
+    raise SystemExit(main())
+
+
+if __name__ == "__main__":
+    entrypoint()
