@@ -70,11 +70,17 @@ def count(model: torch.nn.Module, cls: type) -> int:
     return sum(isinstance(m, cls) for m in model.modules())
 
 
-def run(args: list[str], env: dict[str, str] | None = None, timeout: int = 600, cwd: Path | None = None):
-    """Run a command in a fresh process with the suite's environment; return the completed process (no check)."""
+def child_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """The suite's environment for a child process, plus ``env``."""
     # Without pytest's variables, Ultralytics in the child writes runs to the suite's runs_dir, not its own tests dir.
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     full_env.update(env or {})
+    return full_env
+
+
+def run(args: list[str], env: dict[str, str] | None = None, timeout: int = 600, cwd: Path | None = None):
+    """Run a command in a fresh process with the suite's environment; return the completed process (no check)."""
+    full_env = child_env(env)
     return subprocess.run(args, env=full_env, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False)
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 
 import pytest
-from conftest import HOME, bin_path, run, run_python
+import torch
+from conftest import HOME, bin_path, count, run, run_python
 
 
 @pytest.fixture(scope="module")
@@ -97,3 +99,112 @@ def test_restricted_safe_loading_loads_plugin_checkpoints(trained):
         pytest.skip("this Ultralytics has no opt-in restricted loading (ULTRALYTICS_SAFE_LOAD)")
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.split()[-3:] == ["loaded", "RepVGGBlock", "2"]  # Ultralytics' two bundled sample images
+
+
+def _same_boxes(a, b, floor=0.0025):
+    """Every box of ``a`` above ``floor`` has a counterpart in ``b``: same class, IoU > 0.9, confidence within 1e-3."""
+    from ultralytics.utils.metrics import box_iou
+
+    for ra, rb in zip(a, b):
+        da, db = ra.boxes.data, rb.boxes.data
+        keep = da[:, 4] >= floor
+        if not keep.any():
+            continue
+        iou = box_iou(da[keep, :4], db[:, :4])
+        close = (da[keep, 4:5] - db[:, 4][None]).abs() <= 1e-3
+        same_class = da[keep, 5:6] == db[:, 5][None]
+        if not ((iou > 0.9) & close & same_class).any(1).all():
+            return False
+    return True
+
+
+def test_exports_are_fused_and_agree_with_pytorch(trained):
+    """TorchScript, ONNX (simplified) and OpenVINO exports of the trained checkpoint: fused, and numerically equal."""
+    import numpy as np
+    import onnx
+    import onnxruntime
+    import openvino as ov
+    from ultralytics import YOLO
+
+    _, best, _ = trained
+    fused = YOLO(best).model.float().fuse(verbose=False).eval()
+    x = torch.rand(1, 3, 128, 128, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        reference = fused(x)[0].numpy()
+
+    onnx_file = YOLO(best).export(format="onnx", imgsz=128, simplify=True)
+    ops = [n.op_type for n in onnx.load(onnx_file).graph.node]
+    assert ops.count("BatchNormalization") == 0
+    assert ops.count("Conv") == count(fused, torch.nn.Conv2d)
+    assert all(count(m, torch.nn.Conv2d) == 1 for m in fused.modules() if type(m).__name__ == "RepVGGBlock")
+    session = onnxruntime.InferenceSession(onnx_file, providers=["CPUExecutionProvider"])
+    ort_out = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+    np.testing.assert_allclose(ort_out, reference, rtol=1e-3, atol=1e-3 * np.abs(reference).max())
+
+    ov_dir = YOLO(best).export(format="openvino", imgsz=128)
+    # f32 explicitly: on CPUs with bf16 support OpenVINO otherwise infers in bf16 by default.
+    compiled = ov.Core().compile_model(next(Path(ov_dir).glob("*.xml")), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    ov_out = compiled(x.numpy())[compiled.output(0)]
+    np.testing.assert_allclose(ov_out, reference, rtol=1e-3, atol=1e-3 * np.abs(reference).max())
+
+    ts_file = YOLO(best).export(format="torchscript", imgsz=128)
+    with torch.no_grad():
+        ts_out = torch.jit.load(ts_file)(x).numpy()
+    np.testing.assert_allclose(ts_out, reference, rtol=1e-4, atol=1e-4 * np.abs(reference).max())
+
+    # Ultralytics' bundled sample images; a barely trained model gives low confidences, so predict with a low floor.
+    expected = YOLO(best).predict(imgsz=128, conf=0.001, verbose=False)
+    assert sum(len(r.boxes) for r in expected)
+    for exported in (onnx_file, ov_dir):
+        got = YOLO(exported, task="detect").predict(imgsz=128, conf=0.001, verbose=False)
+        assert [r.path for r in got] == [r.path for r in expected]
+        assert _same_boxes(expected, got) and _same_boxes(got, expected), exported
+
+
+def test_training_killed_mid_epoch_resumes_to_the_planned_epochs(tmp_path):
+    import subprocess
+    import time
+
+    from conftest import child_env
+
+    run_dir = tmp_path / "runs" / "resume"
+    args = [
+        bin_path("yolo"),
+        "train",
+        "model=yolov8n-efficientrep.yaml",
+        "data=shapes.yaml",
+        "epochs=3",
+        "imgsz=96",
+        "batch=16",
+        "workers=0",
+        "device=cpu",
+        f"project={tmp_path / 'runs'}",
+        "name=resume",
+        "plots=False",
+    ]
+    process = subprocess.Popen(args, env=child_env(), cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    results, deadline = run_dir / "results.csv", time.time() + 600
+    try:
+        while time.time() < deadline and process.poll() is None:
+            if results.exists() and len(results.read_text().splitlines()) >= 2:  # header + epoch 1: last.pt saved
+                break
+            time.sleep(0.2)
+        time.sleep(1.0)  # into epoch 2
+        assert process.poll() is None, "training finished before it could be interrupted"
+    finally:
+        process.kill()
+        process.wait()
+    epochs_before = len(results.read_text().splitlines()) - 1
+    assert 1 <= epochs_before < 3
+
+    resumed = run([bin_path("yolo"), "train", "resume", f"model={run_dir / 'weights' / 'last.pt'}"], cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert "Resuming training" in resumed.stdout + resumed.stderr
+    epochs = [int(float(line.split(",")[0])) for line in results.read_text().splitlines()[1:]]
+    assert epochs == [1, 2, 3]
+    check = run_python(
+        f"from ultralytics import YOLO; m = YOLO(r'{run_dir / 'weights' / 'best.pt'}'); "
+        "print(type(m.model.model[0]).__name__, m.ckpt['epoch'])"
+    )
+    assert check.returncode == 0, check.stderr[-2000:]
+    assert check.stdout.split()[0] == "RepVGGBlock"
