@@ -68,7 +68,8 @@ def test_wheel_layout(wheel):
 
 def test_regular_install_from_the_wheel(wheel, tmp_path):
     python = _venv(tmp_path / "venv")
-    _pip("--python", str(python), "install", "--no-deps", "--no-index", str(wheel))
+    # --ignore-installed: the parent environment (visible through the .pth) may hold the plugin already; never touch it
+    _pip("--python", str(python), "install", "--no-deps", "--no-index", "--ignore-installed", str(wheel))
     result = run([str(python), "-c", BUILD], cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     kind, init, cfg = result.stdout.split()[-3:]
@@ -78,7 +79,17 @@ def test_regular_install_from_the_wheel(wheel, tmp_path):
 
 def test_editable_install(tmp_path):
     python = _venv(tmp_path / "venv")
-    _pip("--python", str(python), "install", "--no-deps", "--no-build-isolation", "--no-index", "-e", str(REPO))
+    _pip(
+        "--python",
+        str(python),
+        "install",
+        "--no-deps",
+        "--no-build-isolation",
+        "--no-index",
+        "--ignore-installed",
+        "-e",
+        str(REPO),
+    )
     result = run([str(python), "-c", BUILD], cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     kind, init, cfg = result.stdout.split()[-3:]
