@@ -79,3 +79,35 @@ def test_bare_name_dataset_generates_through_ultralytics():
     assert str(data["path"]).startswith(str(DATASETS_DIR))
     assert len(list((DATASETS_DIR / "shapes" / "images" / "train").glob("*.jpg"))) == 128
     assert len(list((DATASETS_DIR / "shapes" / "labels" / "val").glob("*.txt"))) == 32
+
+
+@pytest.mark.parametrize(("task", "columns"), [("segment", None), ("pose", 14), ("obb", 9)])
+def test_task_labels_have_the_task_format(tmp_path, task, columns):
+    root = generate_shapes(tmp_path / task, n_train=6, n_val=2, size=96, task=task)
+    rows = [
+        line.split() for f in sorted((root / "labels" / "train").glob("*.txt")) for line in f.read_text().splitlines()
+    ]
+    assert rows
+    for row in rows:
+        values = np.array(row[1:], float)
+        if columns:
+            assert len(row) == columns
+        else:  # polygon: an even number of coordinates, at least a triangle
+            assert len(values) % 2 == 0 and len(values) >= 6
+        coords = np.concatenate([values[:4], values[4:].reshape(-1, 3)[:, :2].ravel()]) if task == "pose" else values
+        assert (coords >= 0).all() and (coords <= 1).all()
+    if task == "pose":
+        assert all(row[0] == "0" and row[7::3] == ["2", "2", "2"] for row in rows)  # all vertices visible
+
+
+def test_classification_folders(tmp_path):
+    root = generate_shapes(tmp_path / "cls", n_train=3, n_val=2, size=64, task="classify")
+    for split, count in (("train", 3), ("val", 2)):
+        assert sorted(p.name for p in (root / split).iterdir()) == sorted(SHAPE_NAMES)
+        assert all(len(list((root / split / name).glob("*.jpg"))) == count for name in SHAPE_NAMES)
+
+
+def test_unknown_task_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="unknown task 'depth'"):
+        generate_shapes(tmp_path / "x", task="depth")
+    assert not (tmp_path / "x").exists()

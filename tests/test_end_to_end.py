@@ -208,3 +208,43 @@ def test_training_killed_mid_epoch_resumes_to_the_planned_epochs(tmp_path):
     )
     assert check.returncode == 0, check.stderr[-2000:]
     assert check.stdout.split()[0] == "RepVGGBlock"
+
+
+@pytest.mark.parametrize(
+    ("task", "model", "data"),
+    [
+        ("segment", "yolov8n-efficientrep-seg.yaml", "shapes-seg.yaml"),
+        ("pose", "yolov8n-efficientrep-pose.yaml", "shapes-pose.yaml"),
+        ("obb", "yolov8n-efficientrep-obb.yaml", "shapes-obb.yaml"),
+        ("classify", "yolov8n-efficientrep-cls.yaml", "shapes-cls"),
+    ],
+)
+def test_every_task_trains_an_epoch_on_its_offline_data(tmp_path, task, model, data):
+    result = run(
+        [
+            bin_path("yolo"),
+            task,
+            "train",
+            f"model={model}",
+            f"data={data}",
+            "epochs=1",
+            "imgsz=96",
+            "batch=16",
+            "workers=0",
+            "device=cpu",
+            f"project={tmp_path}",
+            "name=run",
+            "plots=False",
+        ],
+        cwd=tmp_path,
+        timeout=900,
+    )
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-3000:]
+    assert "summary (fused)" in out  # best.pt re-validated through model.fuse()
+    assert (tmp_path / "run" / "weights" / "best.pt").exists()
+    check = run_python(
+        f"from ultralytics import YOLO; m = YOLO(r'{tmp_path / 'run' / 'weights' / 'best.pt'}'); "
+        "print(m.task, type(m.model.model[0]).__name__)"
+    )
+    assert check.stdout.split()[-2:] == [task, "RepVGGBlock"], check.stderr[-2000:]

@@ -180,6 +180,9 @@ def test_register_is_idempotent_and_unregister_restores_stock_exactly():
     wrapped = tasks.parse_model
     original = wrapped.__wrapped__
     original_check_file = checks.check_file.__wrapped__
+    from ultralytics.data import utils as data_utils
+
+    original_check_cls = data_utils.check_cls_dataset.__wrapped__
     yer.register()
     yer.register()
     assert tasks.parse_model is wrapped and not integration._is_ours(tasks.parse_model.__wrapped__)
@@ -187,10 +190,12 @@ def test_register_is_idempotent_and_unregister_restores_stock_exactly():
     try:
         assert tasks.parse_model is original
         assert checks.check_file is original_check_file
+        assert data_utils.check_cls_dataset is original_check_cls
         assert not any(name in vars(tasks) for name in yer.BLOCKS)
         for module in list(sys.modules.values()):
             if module is not None and getattr(module, "__name__", "").startswith("ultralytics"):
                 assert not integration._is_ours(getattr(module, "check_file", None))
+                assert not integration._is_ours(getattr(module, "check_cls_dataset", None))
         with pytest.raises(FileNotFoundError):
             YOLO("yolov8n-efficientrep.yaml")
         with pytest.raises(KeyError):

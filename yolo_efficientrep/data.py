@@ -1,8 +1,13 @@
-"""Offline datasets: ``shapes``, a small synthetic detection set generated deterministically on first use.
+"""Offline datasets: ``shapes``, small synthetic sets for every Ultralytics task, generated deterministically.
 
-``data=shapes.yaml`` resolves to the plugin's ``cfg/datasets/shapes.yaml``. Its ``download:`` script (run by
-Ultralytics' own ``check_det_dataset`` when the images are missing, exactly like the stock dataset YAMLs) calls
-``generate_shapes`` to write real JPEG images with exact YOLO boxes into Ultralytics' datasets directory. No network.
+- ``data=shapes.yaml`` (detect), ``shapes-seg.yaml`` (polygon masks), ``shapes-pose.yaml`` (triangles with their three
+  vertices as keypoints) and ``shapes-obb.yaml`` (rotated rectangles) resolve to the plugin's ``cfg/datasets`` YAMLs.
+  Their ``download:`` scripts, run by Ultralytics' own dataset check when the images are missing (exactly like the
+  stock dataset YAMLs), call ``generate_shapes`` to write real JPEGs with exact labels into Ultralytics' datasets
+  directory.
+- ``data=shapes-cls`` (classify) is a folder dataset; the integration generates it on first use the same way.
+
+No network is involved.
 """
 
 from __future__ import annotations
@@ -14,54 +19,111 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ("SHAPE_NAMES", "generate_shapes")
+__all__ = ("GENERATED_FOLDERS", "SHAPE_NAMES", "TASK_NAMES", "generate_shapes")
 
 SHAPE_NAMES = ("circle", "rectangle", "triangle")
+TASK_NAMES = {  # class names per task
+    "detect": SHAPE_NAMES,
+    "segment": SHAPE_NAMES,
+    "classify": SHAPE_NAMES,
+    "pose": ("triangle",),
+    "obb": ("square", "bar"),
+}
+GENERATED_FOLDERS = {"shapes-cls": {"task": "classify"}}  # folder datasets (no YAML), generated under datasets_dir
 
 
-def _draw(rng: np.random.Generator, size: int) -> tuple[np.ndarray, list[tuple[int, float, float, float, float]]]:
-    """Draw one image: a smooth random background and 1-4 filled shapes; return it and its normalized boxes."""
-    import cv2  # Ultralytics' own image dependency
-
+def _background(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A smooth random colour gradient with sensor-like noise."""
     low, high = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
     ramp = np.linspace(0.0, 1.0, size)[:, None, None]
     image = (low + (high - low) * ramp).repeat(size, axis=1)
-    image = np.clip(image + rng.normal(0, 8, image.shape), 0, 255).astype(np.uint8)
-    boxes = []
+    return np.clip(image + rng.normal(0, 8, image.shape), 0, 255).astype(np.uint8)
+
+
+def _polygon(cls: int, cx: int, cy: int, half: int, hh: int) -> np.ndarray:
+    """Outline of shape ``cls`` (circle: 32-gon, rectangle, upright triangle: top, bottom-left, bottom-right)."""
+    if cls == 0:
+        angles = np.linspace(0, 2 * np.pi, 32, endpoint=False)
+        return np.stack([cx + half * np.cos(angles), cy + half * np.sin(angles)], 1)
+    if cls == 1:
+        return np.array([(cx - half, cy - hh), (cx + half, cy - hh), (cx + half, cy + hh), (cx - half, cy + hh)], float)
+    return np.array([(cx, cy - half), (cx - half, cy + half), (cx + half, cy + half)], float)
+
+
+def _draw(rng: np.random.Generator, size: int, task: str = "detect") -> tuple[np.ndarray, list[str]]:
+    """Draw one image with 1-4 filled shapes; return it and its label lines in the task's YOLO format."""
+    import cv2  # Ultralytics' own image dependency
+
+    image, lines = _background(rng, size), []
     for _ in range(int(rng.integers(1, 5))):
-        cls = int(rng.integers(len(SHAPE_NAMES)))
         color = tuple(int(c) for c in rng.integers(0, 256, 3))
         half = int(rng.integers(size // 16, size // 5))
-        cx, cy = (int(v) for v in rng.integers(half, size - half, 2))
+        cx, cy = (int(v) for v in rng.integers(half + 1, size - half - 1, 2))
+        if task == "obb":  # squares and bars, rotated by any angle
+            cls = int(rng.integers(2))
+            w, h = (2 * half, 2 * half) if cls == 0 else (2 * half, max(4, half // 2))
+            corners = cv2.boxPoints(((cx, cy), (w, h), float(rng.uniform(0, 180))))
+            corners = np.clip(corners, 0, size - 1)
+            cv2.fillPoly(image, [np.round(corners).astype(np.int32)], color)
+            lines.append(f"{cls} " + " ".join(f"{v / size:.6f}" for v in corners.reshape(-1)))
+            continue
+        cls = 2 if task == "pose" and rng.random() < 0.6 else int(rng.integers(len(SHAPE_NAMES)))
+        hh = int(rng.integers(max(2, half // 2), half + 1))
+        outline = _polygon(cls, cx, cy, half, hh)
         if cls == 0:
             cv2.circle(image, (cx, cy), half, color, -1)
-            x0, y0, x1, y1 = cx - half, cy - half, cx + half, cy + half
-        elif cls == 1:
-            hw, hh = half, int(rng.integers(max(2, half // 2), half + 1))
-            cv2.rectangle(image, (cx - hw, cy - hh), (cx + hw, cy + hh), color, -1)
-            x0, y0, x1, y1 = cx - hw, cy - hh, cx + hw, cy + hh
         else:
-            pts = np.array([(cx, cy - half), (cx - half, cy + half), (cx + half, cy + half)], np.int32)
-            cv2.fillPoly(image, [pts], color)
-            x0, y0, x1, y1 = cx - half, cy - half, cx + half, cy + half
-        boxes.append((cls, (x0 + x1) / 2 / size, (y0 + y1) / 2 / size, (x1 - x0 + 1) / size, (y1 - y0 + 1) / size))
-    return image, boxes
+            cv2.fillPoly(image, [np.round(outline).astype(np.int32)], color)
+        x0, y0 = outline.min(0)
+        x1, y1 = outline.max(0) + 1
+        box = f"{(x0 + x1) / 2 / size:.6f} {(y0 + y1) / 2 / size:.6f} {(x1 - x0) / size:.6f} {(y1 - y0) / size:.6f}"
+        if task == "detect":
+            lines.append(f"{cls} {box}")
+        elif task == "segment":
+            lines.append(f"{cls} " + " ".join(f"{v / size:.6f}" for v in outline.reshape(-1)))
+        elif cls == 2:  # pose: triangles only, their vertices as visible keypoints; other shapes are distractors
+            lines.append(f"0 {box} " + " ".join(f"{x / size:.6f} {y / size:.6f} 2" for x, y in outline))
+    return image, lines
+
+
+def _draw_single(rng: np.random.Generator, size: int, cls: int) -> np.ndarray:
+    """One centred-ish shape of class ``cls`` for classification."""
+    import cv2
+
+    image = _background(rng, size)
+    half = int(rng.integers(size // 5, size // 3))
+    cx, cy = (int(v) for v in rng.integers(half + 1, size - half - 1, 2))
+    color = tuple(int(c) for c in rng.integers(0, 256, 3))
+    outline = _polygon(cls, cx, cy, half, int(rng.integers(max(2, half // 2), half + 1)))
+    if cls == 0:
+        cv2.circle(image, (cx, cy), half, color, -1)
+    else:
+        cv2.fillPoly(image, [np.round(outline).astype(np.int32)], color)
+    return image
 
 
 def generate_shapes(
-    path: str | os.PathLike, n_train: int = 128, n_val: int = 32, size: int = 256, seed: int = 0
+    path: str | os.PathLike,
+    n_train: int = 128,
+    n_val: int = 32,
+    size: int = 256,
+    seed: int = 0,
+    task: str = "detect",
 ) -> Path:
-    """Write the ``shapes`` detection dataset (YOLO layout) to ``path``; the same arguments give the same files.
+    """Write a ``shapes`` dataset for ``task`` to ``path``; the same arguments give the same files.
 
-    The dataset is written to a temporary sibling directory and moved into place at the end, so an interrupted run
-    leaves nothing half-written. An existing non-empty ``path`` is never overwritten.
+    Detect, segment, pose and obb use the YOLO layout (``images/{train,val}``, ``labels/{train,val}``) with the task's
+    label format; classify writes ``{train,val}/<class>/*.jpg``. The dataset is written to a temporary sibling directory
+    and moved into place at the end, so an interrupted run leaves nothing half-written. An existing non-empty ``path``
+    is never overwritten.
 
     Args:
-        path (str | os.PathLike): Dataset root to create, holding ``images/{train,val}`` and ``labels/{train,val}``.
-        n_train (int): Number of training images.
-        n_val (int): Number of validation images.
+        path (str | os.PathLike): Dataset root to create.
+        n_train (int): Number of training images (per class for classify).
+        n_val (int): Number of validation images (per class for classify).
         size (int): Square image size in pixels.
         seed (int): Random seed.
+        task (str): One of ``detect``, ``segment``, ``pose``, ``obb``, ``classify``.
 
     Returns:
         (Path): The dataset root.
@@ -73,23 +135,33 @@ def generate_shapes(
     """
     import cv2
 
+    if task not in TASK_NAMES:
+        raise ValueError(f"unknown task {task!r}; choose from {', '.join(TASK_NAMES)}")
     root = Path(path)
     if root.exists() and any(root.iterdir()):
         raise FileExistsError(f"refusing to overwrite the non-empty directory {root}; delete it to regenerate shapes")
     root.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{root.name}-", dir=root.parent))
+
+    def write(image: np.ndarray, file: Path) -> None:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        if not cv2.imwrite(str(file), image):
+            raise OSError(f"could not write {file}")
+
     try:
         rng = np.random.default_rng(seed)
         for split, count in (("train", n_train), ("val", n_val)):
-            (staging / "images" / split).mkdir(parents=True)
+            if task == "classify":
+                for cls, name in enumerate(SHAPE_NAMES):
+                    for k in range(count):
+                        write(_draw_single(rng, size, cls), staging / split / name / f"{split}_{k:05d}.jpg")
+                continue
             (staging / "labels" / split).mkdir(parents=True)
             for k in range(count):
-                image, boxes = _draw(rng, size)
+                image, lines = _draw(rng, size, task)
                 stem = f"{split}_{k:05d}"
-                if not cv2.imwrite(str(staging / "images" / split / f"{stem}.jpg"), image):
-                    raise OSError(f"could not write {stem}.jpg under {staging}")
-                lines = (f"{c} {x:.6f} {y:.6f} {w:.6f} {h:.6f}" for c, x, y, w, h in boxes)
-                (staging / "labels" / split / f"{stem}.txt").write_text("\n".join(lines) + "\n")
+                write(image, staging / "images" / split / f"{stem}.jpg")
+                (staging / "labels" / split / f"{stem}.txt").write_text("".join(f"{line}\n" for line in lines))
         if root.exists():
             root.rmdir()  # empty, checked above
         os.replace(staging, root)

@@ -12,7 +12,8 @@
    after the last row. Stock YAMLs (no plugin row) go straight to the original function.
 3. It wraps ``ultralytics.utils.checks.check_file`` (and the copies other Ultralytics modules imported by value) so
    that bare names of the plugin's YAMLs (``yolov8n-efficientrep.yaml``, ``shapes.yaml``) resolve from any directory;
-   a file of that name in the working directory still wins.
+   a file of that name in the working directory still wins. ``ultralytics.data.utils.check_cls_dataset`` is wrapped
+   the same way so the folder dataset ``data=shapes-cls`` is generated offline on first use.
 
 Fusing needs no patch: ``RepVGGBlock`` and ``SimConv`` subclass ``RepConv`` and ``Conv``, which Ultralytics'
 ``model.fuse()`` already handles. Supported Ultralytics versions: ``>=8.1, <8.5``.
@@ -24,12 +25,14 @@ import ast
 import contextlib
 import difflib
 import functools
+import importlib
 import inspect
 import logging
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -89,6 +92,7 @@ def check_ultralytics_version() -> str:
 check_ultralytics_version()
 
 from . import blocks  # noqa: E402
+from .data import GENERATED_FOLDERS, generate_shapes  # noqa: E402
 from .resources import find_yaml, yaml_names  # noqa: E402
 
 # How each block's YAML row is parsed: "single" (c1, c2, *args), "repeat" (c1, c2, n, *args) and "multi"
@@ -159,12 +163,13 @@ def register() -> None:
         setattr(tasks, name, cls)
     if not _is_ours(tasks.parse_model):
         tasks.parse_model = _wrap_parse_model(tasks.parse_model)
-    _patch_check_file()
+    for module_name, attr, factory in _WRAPPED_FUNCTIONS:
+        _wrap_everywhere(module_name, attr, factory)
     _set_safe_globals(add=True)
 
 
 def unregister() -> None:
-    """Undo ``register()``: restore Ultralytics' own ``parse_model`` and ``check_file`` and remove the names."""
+    """Undo ``register()``: restore Ultralytics' own functions and allow-list, and remove the names."""
     tasks = sys.modules.get("ultralytics.nn.tasks")
     if tasks is not None:
         if _is_ours(tasks.parse_model):
@@ -173,12 +178,8 @@ def unregister() -> None:
             if _same_class(tasks.__dict__.get(name), cls):
                 delattr(tasks, name)
     _set_safe_globals(add=False)
-    checks = sys.modules.get("ultralytics.utils.checks")
-    if checks is not None and _is_ours(checks.check_file):
-        wrapper = checks.check_file
-        for module in _ultralytics_modules():
-            if getattr(module, "check_file", None) is wrapper:
-                module.check_file = wrapper.__wrapped__
+    for module_name, attr, _ in _WRAPPED_FUNCTIONS:
+        _unwrap_everywhere(module_name, attr)
 
 
 def _set_safe_globals(add: bool) -> None:
@@ -204,16 +205,28 @@ def _ultralytics_modules() -> list[Any]:
     return [m for name, m in list(sys.modules.items()) if name.split(".")[0] == "ultralytics" and m is not None]
 
 
-def _patch_check_file() -> None:
-    """Wrap ``check_file`` at its source and in every Ultralytics module that imported it by value."""
-    import ultralytics.utils.checks as checks
-
-    if _is_ours(checks.check_file):
+def _wrap_everywhere(module_name: str, attr: str, factory) -> None:
+    """Wrap ``module.attr`` at its source and in every Ultralytics module that imported it by value."""
+    source = importlib.import_module(module_name)
+    original = getattr(source, attr)
+    if _is_ours(original):
         return
-    original, wrapper = checks.check_file, _wrap_check_file(checks.check_file)
+    wrapper = factory(original)
+    setattr(wrapper, _MARK, True)
     for module in _ultralytics_modules():
-        if getattr(module, "check_file", None) is original:
-            module.check_file = wrapper
+        if getattr(module, attr, None) is original:
+            setattr(module, attr, wrapper)
+
+
+def _unwrap_everywhere(module_name: str, attr: str) -> None:
+    """Undo ``_wrap_everywhere``."""
+    source = sys.modules.get(module_name)
+    wrapper = getattr(source, attr, None)
+    if source is None or not _is_ours(wrapper):
+        return
+    for module in _ultralytics_modules():
+        if getattr(module, attr, None) is wrapper:
+            setattr(module, attr, wrapper.__wrapped__)
 
 
 def _wrap_check_file(original):
@@ -232,8 +245,29 @@ def _wrap_check_file(original):
             hint = f" Did you mean {', '.join(close)}?" if close else ""
             raise FileNotFoundError(f"{e}.{hint} YAMLs shipped by yolo-efficientrep: {', '.join(names)}") from None
 
-    setattr(check_file, _MARK, True)
     return check_file
+
+
+def _wrap_check_cls_dataset(original):
+    """Generate the plugin's folder datasets (``data=shapes-cls``) under ``datasets_dir`` on first use."""
+
+    @functools.wraps(original)
+    def check_cls_dataset(dataset, *args, **kwargs):
+        name = str(dataset)
+        if name in GENERATED_FOLDERS and not Path(name).exists():
+            root = Path(sys.modules[original.__module__].DATASETS_DIR) / name
+            if not root.is_dir():
+                generate_shapes(root, **GENERATED_FOLDERS[name])
+        return original(dataset, *args, **kwargs)
+
+    return check_cls_dataset
+
+
+# (module, function, wrapper factory): what register() wraps and unregister() restores
+_WRAPPED_FUNCTIONS = (
+    ("ultralytics.utils.checks", "check_file", _wrap_check_file),
+    ("ultralytics.data.utils", "check_cls_dataset", _wrap_check_cls_dataset),
+)
 
 
 # -------------------------------------------------------------------------------------------------- model parsing
