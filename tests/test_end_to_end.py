@@ -248,3 +248,28 @@ def test_every_task_trains_an_epoch_on_its_offline_data(tmp_path, task, model, d
         "print(m.task, type(m.model.model[0]).__name__)"
     )
     assert check.stdout.split()[-2:] == [task, "RepVGGBlock"], check.stderr[-2000:]
+
+
+def test_cli_predict_and_export_on_the_checkpoint(trained, tmp_path):
+    _, best, _ = trained
+    image = sorted((HOME / "datasets" / "shapes" / "images" / "val").glob("*.jpg"))[0]
+    predicted = run(
+        [
+            bin_path("yolo"),
+            "predict",
+            f"model={best}",
+            f"source={image}",
+            "imgsz=128",
+            "device=cpu",
+            f"project={tmp_path}",
+            "name=predict",
+            "save_txt=True",
+            "conf=0.001",
+        ],
+        cwd=tmp_path,
+    )
+    assert predicted.returncode == 0, predicted.stdout[-3000:] + predicted.stderr[-3000:]
+    assert (tmp_path / "predict" / image.name).exists()  # the annotated image
+    exported = run([bin_path("yolo"), "export", f"model={best}", "format=torchscript", "imgsz=128"], cwd=tmp_path)
+    assert exported.returncode == 0, exported.stdout[-3000:] + exported.stderr[-3000:]
+    assert best.with_suffix(".torchscript").exists()

@@ -196,6 +196,7 @@ def test_register_is_idempotent_and_unregister_restores_stock_exactly():
             if module is not None and getattr(module, "__name__", "").startswith("ultralytics"):
                 assert not integration._is_ours(getattr(module, "check_file", None))
                 assert not integration._is_ours(getattr(module, "check_cls_dataset", None))
+                assert not integration._is_ours(getattr(module, "check_requirements", None))
         with pytest.raises(FileNotFoundError):
             YOLO("yolov8n-efficientrep.yaml")
         with pytest.raises(KeyError):
@@ -401,3 +402,33 @@ def test_weights_only_allow_list_gains_exactly_the_plugin_classes():
     finally:
         yer.register()
     assert set(serialization.get_safe_globals()) == registered
+
+
+def test_missing_export_dependency_names_the_extra(monkeypatch):
+    """Offline with AutoInstall off, Ultralytics cannot install onnx itself: the message names the plugin's extra."""
+    import logging
+    from importlib import metadata
+
+    real_version = metadata.version
+
+    def version(name):
+        if name.lower() == "onnxslim":
+            raise metadata.PackageNotFoundError(name)
+        return real_version(name)
+
+    monkeypatch.setattr(metadata, "version", version)
+    monkeypatch.setattr(checks, "AUTOINSTALL", False)
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = logging.getLogger("ultralytics")
+    logger.addHandler(handler)
+    try:
+        assert checks.check_requirements(("onnx>=1.12.0", "onnxslim>=0.1.82")) is False
+        assert checks.check_requirements("pytest") is True  # satisfied: nothing said
+    finally:
+        logger.removeHandler(handler)
+    messages = [r.getMessage() for r in records]
+    assert "yolo-efficientrep: onnxslim missing; install the export dependencies with pip install " in "".join(messages)
+    assert "'yolo-efficientrep[export]'" in "".join(messages)
+    assert sum("yolo-efficientrep" in m for m in messages) == 1

@@ -28,6 +28,7 @@ import functools
 import importlib
 import inspect
 import logging
+import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -263,9 +264,41 @@ def _wrap_check_cls_dataset(original):
     return check_cls_dataset
 
 
+# Packages of the plugin's ``export`` extra, by the distribution names Ultralytics checks for.
+EXPORT_EXTRA = ("onnx", "onnxslim", "onnxruntime", "openvino")
+
+
+def _wrap_check_requirements(original):
+    """When Ultralytics cannot install an export dependency itself (offline, AutoInstall off), name the extra."""
+
+    @functools.wraps(original)
+    def check_requirements(requirements=(), *args, **kwargs):
+        satisfied = original(requirements, *args, **kwargs)
+        if satisfied is False:
+            from importlib.metadata import PackageNotFoundError, version
+
+            wanted = [requirements] if isinstance(requirements, str) else list(requirements or ())
+            names = {re.match(r"[A-Za-z0-9_-]+", str(r)).group(0).lower() for r in wanted if isinstance(r, str)}
+            missing = []
+            for name in sorted(names & set(EXPORT_EXTRA)):
+                try:
+                    version(name)
+                except PackageNotFoundError:
+                    missing.append(name)
+            if missing:
+                logging.getLogger("ultralytics").warning(
+                    f"yolo-efficientrep: {', '.join(missing)} missing; install the export dependencies with "
+                    "pip install 'yolo-efficientrep[export]'"
+                )
+        return satisfied
+
+    return check_requirements
+
+
 # (module, function, wrapper factory): what register() wraps and unregister() restores
 _WRAPPED_FUNCTIONS = (
     ("ultralytics.utils.checks", "check_file", _wrap_check_file),
+    ("ultralytics.utils.checks", "check_requirements", _wrap_check_requirements),
     ("ultralytics.data.utils", "check_cls_dataset", _wrap_check_cls_dataset),
 )
 
