@@ -1,6 +1,6 @@
 """Ultralytics integration: the only module of the plugin that touches Ultralytics internals.
 
-``register()`` changes three things, all undone exactly by ``unregister()``:
+``register()`` changes these things, all undone exactly by ``unregister()``:
 
 1. It binds the plugin block names in ``ultralytics.nn.tasks``, whose module namespace ``parse_model`` resolves YAML
    module names in.
@@ -14,6 +14,10 @@
    that bare names of the plugin's YAMLs (``yolov8n-efficientrep.yaml``, ``shapes.yaml``) resolve from any directory;
    a file of that name in the working directory still wins. ``ultralytics.data.utils.check_cls_dataset`` is wrapped
    the same way so the folder dataset ``data=shapes-cls`` is generated offline on first use.
+4. It adds exactly the plugin's block classes to torch's ``weights_only`` allow-list, for Ultralytics' opt-in restricted
+   loading (``ULTRALYTICS_SAFE_LOAD=1``).
+5. It wraps ``check_requirements`` only to log which extra to install when an export dependency is missing and
+   Ultralytics cannot install it (offline or AutoInstall off).
 
 Fusing needs no patch: ``RepVGGBlock`` and ``SimConv`` subclass ``RepConv`` and ``Conv``, which Ultralytics'
 ``model.fuse()`` already handles. Supported Ultralytics versions: ``>=8.1, <8.5``.
