@@ -101,8 +101,12 @@ def test_restricted_safe_loading_loads_plugin_checkpoints(trained):
     assert result.stdout.split()[-3:] == ["loaded", "RepVGGBlock", "2"]  # Ultralytics' two bundled sample images
 
 
-def _same_boxes(a, b, floor=0.0025):
-    """Every box of ``a`` above ``floor`` has a counterpart in ``b``: same class, IoU > 0.9, confidence within 1e-3."""
+def _same_boxes(a, b, floor=0.0025, class_agnostic=False, conf_rtol=0.0):
+    """Every box of ``a`` above ``floor`` has a counterpart in ``b``: same class, confidence within 1e-3, IoU >= 0.7.
+
+    IoU 0.7 is NMS's own threshold: where two overlapping boxes score within rounding of each other, NMS may keep either
+    one depending on the last digit, and the one kept overlaps the other by at least that much.
+    """
     from ultralytics.utils.metrics import box_iou
 
     for ra, rb in zip(a, b):
@@ -111,9 +115,9 @@ def _same_boxes(a, b, floor=0.0025):
         if not keep.any():
             continue
         iou = box_iou(da[keep, :4], db[:, :4])
-        close = (da[keep, 4:5] - db[:, 4][None]).abs() <= 1e-3
-        same_class = da[keep, 5:6] == db[:, 5][None]
-        if not ((iou > 0.9) & close & same_class).any(1).all():
+        close = (da[keep, 4:5] - db[:, 4][None]).abs() <= 1e-3 + conf_rtol * da[keep, 4:5]
+        same_class = (da[keep, 5:6] == db[:, 5][None]) | class_agnostic
+        if not ((iou >= 0.7) & close & same_class).any(1).all():
             return False
     return True
 
@@ -132,7 +136,8 @@ def test_exports_are_fused_and_agree_with_pytorch(trained):
     with torch.no_grad():
         reference = fused(x)[0].numpy()
 
-    onnx_file = YOLO(best).export(format="onnx", imgsz=128, simplify=True)
+    # dynamic: exported models then letterbox like the .pt model (minimal rectangle), so predictions are comparable
+    onnx_file = YOLO(best).export(format="onnx", imgsz=128, simplify=True, dynamic=True)
     ops = [n.op_type for n in onnx.load(onnx_file).graph.node]
     assert ops.count("BatchNormalization") == 0
     assert ops.count("Conv") == count(fused, torch.nn.Conv2d)
@@ -141,7 +146,7 @@ def test_exports_are_fused_and_agree_with_pytorch(trained):
     ort_out = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
     np.testing.assert_allclose(ort_out, reference, rtol=1e-3, atol=1e-3 * np.abs(reference).max())
 
-    ov_dir = YOLO(best).export(format="openvino", imgsz=128)
+    ov_dir = YOLO(best).export(format="openvino", imgsz=128, dynamic=True)
     # f32 explicitly: on CPUs with bf16 support OpenVINO otherwise infers in bf16 by default.
     compiled = ov.Core().compile_model(next(Path(ov_dir).glob("*.xml")), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     ov_out = compiled(x.numpy())[compiled.output(0)]
@@ -153,12 +158,19 @@ def test_exports_are_fused_and_agree_with_pytorch(trained):
     np.testing.assert_allclose(ts_out, reference, rtol=1e-4, atol=1e-4 * np.abs(reference).max())
 
     # Ultralytics' bundled sample images; a barely trained model gives low confidences, so predict with a low floor.
-    expected = YOLO(best).predict(imgsz=128, conf=0.001, verbose=False)
+    settings = {"imgsz": 128, "conf": 0.001, "max_det": 10000, "verbose": False}  # no max_det cut-off
+    expected = YOLO(best).predict(**settings)
     assert sum(len(r.boxes) for r in expected)
-    for exported in (onnx_file, ov_dir):
-        got = YOLO(exported, task="detect").predict(imgsz=128, conf=0.001, verbose=False)
-        assert [r.path for r in got] == [r.path for r in expected]
-        assert _same_boxes(expected, got) and _same_boxes(got, expected), exported
+    got = YOLO(onnx_file, task="detect").predict(**settings)
+    assert [r.path for r in got] == [r.path for r in expected]
+    assert _same_boxes(expected, got) and _same_boxes(got, expected)
+    # Ultralytics' OpenVINO backend compiles with OpenVINO's default precision, which is bf16 on CPUs that support it:
+    # the barely trained model's near-tied class scores may then swap classes, so classes are not compared here (the
+    # f32 outputs were compared exactly above).
+    got = YOLO(ov_dir, task="detect").predict(**settings)
+    assert [r.path for r in got] == [r.path for r in expected]
+    loose = {"class_agnostic": True, "conf_rtol": 0.02}
+    assert _same_boxes(expected, got, **loose) and _same_boxes(got, expected, **loose)
 
 
 def test_training_killed_mid_epoch_resumes_to_the_planned_epochs(tmp_path):
