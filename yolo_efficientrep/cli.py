@@ -3,6 +3,8 @@
     yolo-efficientrep list                          shipped YAMLs and their scales
     yolo-efficientrep check [imgsz=96]              registration + exact fuse of every shipped model YAML (scale n)
     yolo-efficientrep info model=NAME [imgsz=640]   layers, parameters and GFLOPs, unfused vs fused
+    yolo-efficientrep benchmark [quick=False] [out=docs/benchmarks] [models=a.yaml,b.yaml] [accuracy=True]
+                                                    latency, compute density, training cost and accuracy side by side
 
 Training, validation, prediction and export use the stock ``yolo`` command; the plugin is already active there.
 """
@@ -10,8 +12,22 @@ Training, validation, prediction and export use the stock ``yolo`` command; the 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
-COMMANDS = {"list": set(), "check": {"imgsz"}, "info": {"model", "imgsz"}}
+COMMANDS = {
+    "list": set(),
+    "check": {"imgsz"},
+    "info": {"model", "imgsz"},
+    "benchmark": {"quick", "out", "models", "accuracy"},
+}
+
+
+def _bool(value: str) -> bool:
+    if value.lower() in {"1", "true", "yes"}:
+        return True
+    if value.lower() in {"0", "false", "no"}:
+        return False
+    raise SystemExit(f"yolo-efficientrep: expected True or False, got '{value}'")
 
 
 def _parse(argv: list[str]) -> tuple[str, dict[str, str]]:
@@ -71,6 +87,19 @@ def main(argv: list[str] | None = None) -> int:
             if r.error:
                 LOGGER.error(f"{r.name}: {r.error}")
         return 0 if all(r.ok for r in results) else 1
+
+    if command == "benchmark":
+        from .benchmark import DEFAULT_MODELS, run_benchmark
+
+        models = tuple(options["models"].split(",")) if "models" in options else DEFAULT_MODELS
+        report = run_benchmark(
+            models,
+            quick=_bool(options.get("quick", "False")),
+            out=options.get("out", "docs/benchmarks"),
+            accuracy=_bool(options.get("accuracy", "True")),
+        )
+        LOGGER.info((Path(options.get("out", "docs/benchmarks")) / "report.md").read_text())
+        return 0 if report["models"] else 1
 
     if "model" not in options:
         raise SystemExit("yolo-efficientrep info: missing model=..., e.g. model=yolov8n-efficientrep.yaml")
