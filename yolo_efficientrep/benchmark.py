@@ -107,13 +107,15 @@ def _onnx_session(model: nn.Module, batch: int, imgsz: int, workdir: Path):
     return lambda: session.run(None, feed)
 
 
-def _timed_interleaved(runners: dict[str, callable], repeats: int, warmup: int) -> dict[str, dict]:
+def _timed_interleaved(runners: dict, repeats: int, warmup: int, desc: str = "benchmark: timing") -> dict[str, dict]:
     """Median and spread (min, max, IQR) in ms of each runner, timing every runner once per round."""
+    from ultralytics.utils import TQDM
+
     for run in runners.values():
         for _ in range(warmup):
             run()
     times = {key: [] for key in runners}
-    for _ in range(repeats):
+    for _ in TQDM(range(repeats), desc=desc):
         for key, run in runners.items():
             t = time.perf_counter()
             run()
@@ -239,7 +241,7 @@ def run_benchmark(
     Returns:
         (dict): The report.
     """
-    from ultralytics.utils import LOGGER, TQDM
+    from ultralytics.utils import TQDM
 
     imgsz, repeats, warmup, steps = (320, 3, 1, 1) if quick else (640, 15, 3, 3)
     out = Path(out)
@@ -254,7 +256,13 @@ def run_benchmark(
             "torch": torch.__version__,
             "cuda": torch.cuda.get_device_name(0) if cuda else None,
         },
-        "settings": {"imgsz": imgsz, "repeats": repeats, "warmup": warmup, "quick": quick},
+        "settings": {
+            "imgsz": imgsz,
+            "repeats_b1": repeats,
+            "repeats_b8": max(3, repeats // 3),
+            "warmup": warmup,
+            "quick": quick,
+        },
         "models": [],
     }
     with tempfile.TemporaryDirectory() as tmp:
@@ -268,8 +276,9 @@ def run_benchmark(
                         if form in e:
                             runners[(e["model"], form, "torch")] = lambda m=e[form], x=x: m(x)
                     runners[(e["model"], "_fused", "onnxruntime")] = _onnx_session(e["_fused"], batch, imgsz, Path(tmp))
-                LOGGER.info(f"benchmark: timing {len(runners)} runners at batch {batch}, {repeats} interleaved rounds")
-                for (name, form, engine), stats in _timed_interleaved(runners, repeats, warmup).items():
+                rounds = repeats if batch == 1 else max(3, repeats // 3)  # batch 8 is 8x slower: fewer rounds
+                timed = _timed_interleaved(runners, rounds, warmup, f"benchmark: batch {batch}")
+                for (name, form, engine), stats in timed.items():
                     entry = next(e for e in entries if e["model"] == name)
                     entry[f"{engine}{form}_b{batch}"] = stats
         if cuda:
@@ -324,7 +333,8 @@ def _markdown(report: dict) -> str:
     s = report["settings"]
     lines = [
         f"Machine: {m['processor']}, {m['cpu_count']} CPUs ({m['torch_threads']} torch threads), torch {m['torch']}"
-        f"{', ' + m['cuda'] if m['cuda'] else ''}; {s['imgsz']} px, median of {s['repeats']} interleaved rounds.",
+        f"{', ' + m['cuda'] if m['cuda'] else ''}; {s['imgsz']} px; medians of {s['repeats_b1']} (batch 1) and "
+        f"{s['repeats_b8']} (batch 8) interleaved rounds after warm-up.",
         "",
         "| model | GFLOPs (train / fused) | PyTorch b1 unfused / fused (ms) | fused speedup | single-path b1 (ms) | "
         "fused / single-path | ORT b1 / b8 (ms) | ORT GFLOP/s | train step b8 (ms) | activations (MiB) |",

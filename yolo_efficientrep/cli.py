@@ -4,7 +4,8 @@
     yolo-efficientrep check [imgsz=96]              registration + exact fuse of every shipped model YAML (scale n)
     yolo-efficientrep info model=NAME [imgsz=640]   layers, parameters and GFLOPs, unfused vs fused
     yolo-efficientrep benchmark [quick=False] [out=docs/benchmarks] [models=a.yaml,b.yaml] [accuracy=True]
-                                                    latency, compute density, training cost and accuracy side by side
+                                [readme=README.md]  latency, compute density, training cost and accuracy side by side;
+                                                    readme= also writes the report into that README's section
 
 Training, validation, prediction and export use the stock ``yolo`` command; the plugin is already active there.
 """
@@ -18,7 +19,7 @@ COMMANDS = {
     "list": set(),
     "check": {"imgsz"},
     "info": {"model", "imgsz"},
-    "benchmark": {"quick", "out", "models", "accuracy"},
+    "benchmark": {"quick", "out", "models", "accuracy", "readme"},
 }
 
 
@@ -98,7 +99,11 @@ def main(argv: list[str] | None = None) -> int:
             out=options.get("out", "docs/benchmarks"),
             accuracy=_bool(options.get("accuracy", "True")),
         )
-        LOGGER.info((Path(options.get("out", "docs/benchmarks")) / "report.md").read_text())
+        markdown = (Path(options.get("out", "docs/benchmarks")) / "report.md").read_text()
+        LOGGER.info(markdown)
+        if "readme" in options:
+            readme = Path(options["readme"])
+            readme.write_text(zoo.update_readme(readme, {"benchmark": markdown.rstrip("\n")}))
         return 0 if report["models"] else 1
 
     if "model" not in options:

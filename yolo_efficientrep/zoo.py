@@ -1,6 +1,6 @@
 """The model zoo: every shipped model YAML at every scale, its size and compute, and the README tables built from them.
 
-``python -m yolo_efficientrep.zoo`` rewrites the tables in ``README.md`` between their ``<!-- zoo:... -->`` markers, so
+``python -m yolo_efficientrep.zoo`` rewrites the tables in ``README.md`` between their ``<!-- generated:... -->`` markers, so
 no number in them is typed by hand; ``tests/test_zoo.py`` fails when the committed tables are out of date.
 """
 
@@ -188,10 +188,10 @@ def render_tables() -> dict[str, str]:
 
 
 def update_readme(readme: Path, tables: dict[str, str]) -> str:
-    """Return ``readme``'s text with each table placed between its ``<!-- zoo:NAME -->`` markers."""
+    """Return ``readme``'s text with each table placed between its ``<!-- generated:NAME -->`` markers."""
     text = readme.read_text()
     for key, table in tables.items():
-        start, end = f"<!-- zoo:{key} -->", f"<!-- /zoo:{key} -->"
+        start, end = f"<!-- generated:{key} -->", f"<!-- /generated:{key} -->"
         if start not in text or end not in text:
             raise ValueError(f"{readme} has no {start} ... {end} markers for the '{key}' table")
         head, rest = text.split(start, 1)
