@@ -1,7 +1,7 @@
 """The model zoo: every shipped model YAML at every scale, its size and compute, and the README tables built from them.
 
-``python -m yolo_efficientrep.zoo`` rewrites the tables in ``README.md`` between their ``<!-- generated:... -->`` markers, so
-no number in them is typed by hand; ``tests/test_zoo.py`` fails when the committed tables are out of date.
+``python -m yolo_efficientrep.zoo`` rewrites the tables in ``README.md`` between their ``<!-- generated:... -->``
+markers, so no number in them is typed by hand; ``tests/test_zoo.py`` fails when the committed tables are out of date.
 """
 
 from __future__ import annotations
