@@ -137,7 +137,12 @@ def test_exports_are_fused_and_agree_with_pytorch(trained):
         reference = fused(x)[0].numpy()
 
     # dynamic: exported models then letterbox like the .pt model (minimal rectangle), so predictions are comparable
-    onnx_file = YOLO(best).export(format="onnx", imgsz=128, simplify=True, dynamic=True)
+    try:
+        onnx_file = YOLO(best).export(format="onnx", imgsz=128, simplify=True, dynamic=True)
+    except ModuleNotFoundError as e:  # Ultralytics < 8.3 + torch >= 2.9: torch's default dynamo exporter (stock issue)
+        if e.name != "onnxscript":
+            raise
+        pytest.skip("this Ultralytics exports ONNX through torch's dynamo exporter, which needs onnxscript")
     ops = [n.op_type for n in onnx.load(onnx_file).graph.node]
     assert ops.count("BatchNormalization") == 0
     assert ops.count("Conv") == count(fused, torch.nn.Conv2d)

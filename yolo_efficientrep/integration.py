@@ -210,10 +210,22 @@ def _ultralytics_modules() -> list[Any]:
     return [m for name, m in list(sys.modules.items()) if name.split(".")[0] == "ultralytics" and m is not None]
 
 
+_PENDING: set[tuple[str, str]] = set()  # wraps deferred because their module was still being imported
+
+
 def _wrap_everywhere(module_name: str, attr: str, factory) -> None:
-    """Wrap ``module.attr`` at its source and in every Ultralytics module that imported it by value."""
+    """Wrap ``module.attr`` at its source and in every Ultralytics module that imported it by value.
+
+    When registration runs while ``module`` is itself mid-import (its import led to ``ultralytics.nn.tasks``, as in
+    Ultralytics 8.1), the function does not exist yet: the wrap is deferred to ``_complete_pending()``, which the
+    plugin's ``parse_model`` and ``check_file`` wrappers call, i.e. before any dataset is checked.
+    """
     source = importlib.import_module(module_name)
-    original = getattr(source, attr)
+    original = getattr(source, attr, None)
+    if original is None:
+        _PENDING.add((module_name, attr))
+        return
+    _PENDING.discard((module_name, attr))
     if _is_ours(original):
         return
     wrapper = factory(original)
@@ -223,8 +235,17 @@ def _wrap_everywhere(module_name: str, attr: str, factory) -> None:
             setattr(module, attr, wrapper)
 
 
+def _complete_pending() -> None:
+    """Apply the wraps ``register()`` had to defer (cheap no-op once there are none)."""
+    if _PENDING:
+        for module_name, attr, factory in _WRAPPED_FUNCTIONS:
+            if (module_name, attr) in _PENDING:
+                _wrap_everywhere(module_name, attr, factory)
+
+
 def _unwrap_everywhere(module_name: str, attr: str) -> None:
     """Undo ``_wrap_everywhere``."""
+    _PENDING.discard((module_name, attr))
     source = sys.modules.get(module_name)
     wrapper = getattr(source, attr, None)
     if source is None or not _is_ours(wrapper):
@@ -237,6 +258,7 @@ def _unwrap_everywhere(module_name: str, attr: str) -> None:
 def _wrap_check_file(original):
     @functools.wraps(original)
     def check_file(file, *args, **kwargs):
+        _complete_pending()
         shipped = find_yaml(file)
         if shipped is not None:
             return original(str(shipped), *args, **kwargs)
@@ -491,6 +513,7 @@ def _emit_table(logger, records, n_rows, n_probes, lines: dict[int, str]) -> Non
 def _wrap_parse_model(original):
     @functools.wraps(original)
     def parse_model(d, ch, verbose=True):
+        _complete_pending()
         tasks = sys.modules[original.__module__]
         n_backbone = len(d["backbone"])
         rows = [*d["backbone"], *d["head"]]
