@@ -69,12 +69,12 @@ def single_path_equivalent(fused: nn.Module) -> nn.Module:
 def _build(name: str, imgsz: int) -> dict:
     from ultralytics import YOLO
 
-    from .zoo import _measure
+    from .zoo import measure
 
     model = YOLO(name).model.eval()
-    layers, params, gflops = _measure(model, imgsz)
+    _, params, gflops = measure(model, imgsz)
     fused = copy.deepcopy(model).fuse(verbose=False).eval()
-    f_layers, f_params, f_gflops = _measure(fused, imgsz)
+    _, f_params, f_gflops = measure(fused, imgsz)
     entry = {
         "model": name,
         "params": params,

@@ -22,6 +22,7 @@ __all__ = (
     "ModelStats",
     "check_model",
     "effidehead_cost",
+    "measure",
     "model_stats",
     "render_tables",
     "scaled_name",
@@ -72,7 +73,7 @@ def scaled_name(family: str, scale: str) -> str:
     return re.sub(r"^(yolov?\d+)", rf"\g<1>{scale}", family) + ".yaml"
 
 
-def _measure(model: nn.Module, imgsz: int) -> tuple[int, int, float]:
+def measure(model: nn.Module, imgsz: int) -> tuple[int, int, float]:
     """Layers (leaf modules, as Ultralytics' ``info()`` counts them), parameters and GFLOPs (Ultralytics' counter)."""
     from ultralytics.utils.torch_utils import get_flops
 
@@ -85,8 +86,8 @@ def model_stats(name: str, imgsz: int = 640) -> ModelStats:
     from ultralytics import YOLO
 
     wrapper = YOLO(name)
-    trained = _measure(wrapper.model, imgsz)
-    fused = _measure(wrapper.model.fuse(verbose=False), imgsz)
+    trained = measure(wrapper.model, imgsz)
+    fused = measure(wrapper.model.fuse(verbose=False), imgsz)
     return ModelStats(name, wrapper.task, *trained, *fused)
 
 
