@@ -99,3 +99,16 @@ def pytest_report_header(config):
     import ultralytics
 
     return f"ultralytics {ultralytics.__version__} ({Path(ultralytics.__file__).parent}), torch {torch.__version__}"
+
+
+def export_onnx_or_skip(model, **kwargs) -> str:
+    """``model.export(format="onnx")``, skipping where Ultralytics predates torch's dynamo ONNX default (stock issue).
+
+    Ultralytics < 8.3 calls ``torch.onnx.export`` without ``dynamo=False``; with torch >= 2.9 that needs onnxscript.
+    """
+    try:
+        return model.export(format="onnx", **kwargs)
+    except ModuleNotFoundError as e:
+        if e.name != "onnxscript":
+            raise
+        pytest.skip("this Ultralytics exports ONNX through torch's dynamo exporter, which needs onnxscript")

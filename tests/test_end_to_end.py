@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import HOME, bin_path, count, run, run_python
+from conftest import HOME, bin_path, count, export_onnx_or_skip, run, run_python
 
 
 @pytest.fixture(scope="module")
@@ -137,12 +137,7 @@ def test_exports_are_fused_and_agree_with_pytorch(trained):
         reference = fused(x)[0].numpy()
 
     # dynamic: exported models then letterbox like the .pt model (minimal rectangle), so predictions are comparable
-    try:
-        onnx_file = YOLO(best).export(format="onnx", imgsz=128, simplify=True, dynamic=True)
-    except ModuleNotFoundError as e:  # Ultralytics < 8.3 + torch >= 2.9: torch's default dynamo exporter (stock issue)
-        if e.name != "onnxscript":
-            raise
-        pytest.skip("this Ultralytics exports ONNX through torch's dynamo exporter, which needs onnxscript")
+    onnx_file = export_onnx_or_skip(YOLO(best), imgsz=128, simplify=True, dynamic=True)
     ops = [n.op_type for n in onnx.load(onnx_file).graph.node]
     assert ops.count("BatchNormalization") == 0
     assert ops.count("Conv") == count(fused, torch.nn.Conv2d)

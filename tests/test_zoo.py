@@ -6,7 +6,7 @@ import re
 
 import pytest
 import torch
-from conftest import REPO, count, randomize_bn
+from conftest import REPO, count, export_onnx_or_skip, randomize_bn
 from torch import nn
 from ultralytics import YOLO
 
@@ -80,12 +80,7 @@ def test_fuse_is_exact(name):
 def test_onnx_export_is_fused(name, tmp_path):
     import onnx
 
-    try:
-        exported = YOLO(name).export(format="onnx", imgsz=64, project=str(tmp_path), verbose=False)
-    except ModuleNotFoundError as e:  # Ultralytics < 8.3 + torch >= 2.9: torch's default dynamo exporter (stock issue)
-        if e.name != "onnxscript":
-            raise
-        pytest.skip("this Ultralytics exports ONNX through torch's dynamo exporter, which needs onnxscript")
+    exported = export_onnx_or_skip(YOLO(name), imgsz=64, project=str(tmp_path), verbose=False)
     ops = [node.op_type for node in onnx.load(exported).graph.node]
     assert ops.count("BatchNormalization") == 0
     fused = YOLO(name).model.fuse(verbose=False)

@@ -94,12 +94,7 @@ def _onnx_session(model: nn.Module, batch: int, imgsz: int, workdir: Path):
 
     file = workdir / f"m{id(model)}_{batch}.onnx"
     x = torch.zeros(batch, 3, imgsz, imgsz)
-    head = model.model[-1]
-    head.export, head.format = True, "onnx"
-    try:
-        torch.onnx.export(model, x, str(file), opset_version=17, input_names=["images"], dynamo=False)
-    finally:
-        head.export = False
+    torch.onnx.export(model, x, str(file), opset_version=17, input_names=["images"], dynamo=False)
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     session = ort.InferenceSession(str(file), options, providers=["CPUExecutionProvider"])
