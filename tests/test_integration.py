@@ -344,18 +344,24 @@ def test_misspelled_yaml_lists_the_plugin_yamls():
         YOLO("yolov8n-efficientrepp.yaml")
 
 
-def test_whole_model_fuse_is_exact_and_leaves_no_batchnorm():
-    torch.manual_seed(0)
-    model = randomize_bn(YOLO("yolov8n-efficientrep.yaml").model)
-    reps = count(model, yer.RepVGGBlock)
-    assert reps == 17 and count(model, nn.BatchNorm2d) > 50  # 7 stride-2 units + 10 RepBlock units
-    x = torch.rand(2, 3, 128, 128, generator=torch.Generator().manual_seed(2))
+def _fuse_and_compare(model, x):
+    """Fuse with Ultralytics' model.fuse(); assert unchanged outputs and no BatchNorm left; return the fused output."""
     with torch.no_grad():
         before = model(x)[0]
         model.fuse(verbose=False)
         after = model(x)[0]
     torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-4)
     assert count(model, nn.BatchNorm2d) == 0
+    return after
+
+
+def test_whole_model_fuse_is_exact_and_leaves_no_batchnorm():
+    torch.manual_seed(0)
+    model = randomize_bn(YOLO("yolov8n-efficientrep.yaml").model)
+    reps = count(model, yer.RepVGGBlock)
+    assert reps == 17 and count(model, nn.BatchNorm2d) > 50  # 7 stride-2 units + 10 RepBlock units
+    x = torch.rand(2, 3, 128, 128, generator=torch.Generator().manual_seed(2))
+    after = _fuse_and_compare(model, x)
     assert count(model, yer.RepVGGBlock) == reps
     assert all(m.fused and not hasattr(m, "conv1") for m in model.modules() if isinstance(m, yer.RepVGGBlock))
     assert model.is_fused()
@@ -367,13 +373,7 @@ def test_whole_model_fuse_is_exact_and_leaves_no_batchnorm():
 def test_everyblock_model_fuse_is_exact():
     torch.manual_seed(0)
     model = randomize_bn(YOLO(_everyblock("s")).model)
-    x = torch.rand(1, 3, 96, 96, generator=torch.Generator().manual_seed(3))
-    with torch.no_grad():
-        before = model(x)[0]
-        model.fuse(verbose=False)
-        after = model(x)[0]
-    torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-4)
-    assert count(model, nn.BatchNorm2d) == 0
+    _fuse_and_compare(model, torch.rand(1, 3, 96, 96, generator=torch.Generator().manual_seed(3)))
     convs_per_rep = [
         sum(isinstance(c, nn.Conv2d) for c in m.modules()) for m in model.modules() if isinstance(m, yer.RepVGGBlock)
     ]
