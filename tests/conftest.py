@@ -30,6 +30,11 @@ from ultralytics.utils import SETTINGS  # noqa: E402
 SETTINGS.update(
     datasets_dir=str(HOME / "datasets"), runs_dir=str(HOME / "runs"), weights_dir=str(HOME / "weights"), sync=False
 )
+# Ultralytics copies these settings into module constants when it is imported; in-process validation reads those.
+for _module in [m for name, m in sys.modules.items() if name.partition(".")[0] == "ultralytics"]:
+    for _constant, _key in (("DATASETS_DIR", "datasets_dir"), ("RUNS_DIR", "runs_dir"), ("WEIGHTS_DIR", "weights_dir")):
+        if hasattr(_module, _constant):
+            setattr(_module, _constant, Path(SETTINGS[_key]))
 
 REPO = Path(__file__).resolve().parents[1]
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -84,9 +89,24 @@ def run(args: list[str], env: dict[str, str] | None = None, timeout: int = 600, 
     return subprocess.run(args, env=full_env, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False)
 
 
-def run_python(code: str, env: dict[str, str] | None = None, timeout: int = 600, cwd: Path | None = None):
-    """Run Python code in a fresh interpreter (same executable) and return the completed process."""
-    return run([sys.executable, "-c", code], env=env, timeout=timeout, cwd=cwd)
+def run_python(
+    code: str, env: dict[str, str] | None = None, timeout: int = 600, cwd: Path | None = None, args: list[str] = ()
+):
+    """Run Python code in a fresh interpreter (same executable), ``args`` as ``sys.argv[1:]``; return the result."""
+    return run([sys.executable, "-c", code, *args], env=env, timeout=timeout, cwd=cwd)
+
+
+# Prepended to a child's code: the plugin can then not be imported at all, as on a machine where it is not installed
+# (its start-up hook is also turned off through YOLO_EFFICIENTREP_AUTOLOAD=0 and taken off sys.meta_path).
+BLOCK_PLUGIN = """
+import importlib.abc, os, sys
+class _NotInstalled(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in ("yolo_efficientrep", "_yolo_efficientrep_hook"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+sys.meta_path[:] = [_NotInstalled()] + [f for f in sys.meta_path if type(f).__module__ != "_yolo_efficientrep_hook"]
+assert os.environ.get("YOLO_EFFICIENTREP_AUTOLOAD") == "0" and "yolo_efficientrep" not in sys.modules
+"""
 
 
 def bin_path(name: str) -> str:

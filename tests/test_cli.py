@@ -73,3 +73,13 @@ def test_bad_arguments_are_explained(args, message):
     result = _cli(*args)
     assert result.returncode != 0
     assert message in result.stderr
+
+
+def test_deploy_reports_a_missing_checkpoint_and_argument(tmp_path):
+    result = _cli("deploy", f"model={tmp_path / 'nope.pt'}")
+    assert result.returncode == 1
+    assert f"yolo-efficientrep deploy: no checkpoint at '{tmp_path / 'nope.pt'}'" in result.stdout + result.stderr
+    result = _cli("deploy")
+    assert result.returncode != 0 and "yolo-efficientrep deploy: missing model=..." in result.stderr
+    result = _cli("deploy", "model=a.pt", "fuse=True")
+    assert result.returncode != 0 and "valid arguments: half=..., model=..., out=..." in result.stderr

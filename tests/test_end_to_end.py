@@ -5,9 +5,12 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
-from conftest import HOME, bin_path, count, export_onnx_or_skip, run, run_python
+from conftest import BLOCK_PLUGIN, HOME, bin_path, count, export_onnx_or_skip, run, run_python
+
+from yolo_efficientrep import find_yaml
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +127,6 @@ def _same_boxes(a, b, floor=0.0025, class_agnostic=False, conf_rtol=0.0):
 
 def test_exports_are_fused_and_agree_with_pytorch(trained):
     """TorchScript, ONNX (simplified) and OpenVINO exports of the trained checkpoint: fused, and numerically equal."""
-    import numpy as np
     import onnx
     import onnxruntime
     import openvino as ov
@@ -285,3 +287,50 @@ def test_cli_predict_and_export_on_the_checkpoint(trained, tmp_path):
     exported = run([bin_path("yolo"), "export", f"model={best}", "format=torchscript", "imgsz=128"], cwd=tmp_path)
     assert exported.returncode == 0, exported.stdout[-3000:] + exported.stderr[-3000:]
     assert best.with_suffix(".torchscript").exists()
+
+
+def _all_row(output: str) -> str:
+    """The validation summary row (images, instances, P, R, mAP50, mAP50-95 of all classes)."""
+    return next(line.split(maxsplit=1)[1] for line in output.splitlines() if line.split()[:1] == ["all"])
+
+
+def test_deployed_checkpoint_runs_on_stock_ultralytics_without_the_plugin(trained, tmp_path):
+    """Train with the plugin, `yolo-efficientrep deploy`, then the stock `yolo` CLI where the plugin cannot import."""
+    work, best, _ = trained
+    deployed = tmp_path / "edge" / "best-deploy.pt"
+    result = run([bin_path("yolo-efficientrep"), "deploy", f"model={best}", f"out={deployed}"])
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "plugin layers rewritten as stock Ultralytics modules" in result.stdout + result.stderr
+    assert deployed.is_file()
+
+    settings = ["imgsz=128", "batch=16", "workers=0", "device=cpu", "plots=False", f"project={tmp_path / 'runs'}"]
+    data = f"data={find_yaml('shapes.yaml')}"  # an absolute path: bare plugin YAML names need the plugin
+    plugin_val = run([bin_path("yolo"), "val", f"model={best}", data, *settings, "name=plugin"], cwd=work)
+    assert plugin_val.returncode == 0, plugin_val.stdout[-3000:] + plugin_val.stderr[-3000:]
+    image = sorted((HOME / "datasets" / "shapes" / "images" / "val").glob("*.jpg"))[0]
+    predict = ["imgsz=128", "conf=0.001", "save_txt=True", "save_conf=True", f"project={tmp_path / 'runs'}"]
+    plugin = run([bin_path("yolo"), "predict", f"model={best}", f"source={image}", *predict, "name=plugin-predict"])
+    assert plugin.returncode == 0, plugin.stdout[-3000:] + plugin.stderr[-3000:]
+
+    stock_cli = BLOCK_PLUGIN + textwrap.dedent("""
+        import sys
+        from ultralytics.cfg import entrypoint
+        for command in sys.argv[1:]:
+            entrypoint(f"yolo {command}")  # as `yolo <command>` would run it (arguments split on spaces)
+        assert not [m for m in sys.modules if m.partition(".")[0] == "yolo_efficientrep"]
+        print("PLUGIN-FREE")
+    """)
+    commands = [
+        " ".join(["val", f"model={deployed}", data, *settings, "name=stock"]),
+        " ".join(["predict", f"model={deployed}", f"source={image}", *predict, "name=predict"]),
+        " ".join(["export", f"model={deployed}", "format=torchscript", "imgsz=128"]),
+    ]
+    stock = run_python(stock_cli, env={"YOLO_EFFICIENTREP_AUTOLOAD": "0"}, cwd=tmp_path, args=commands)
+    out = stock.stdout + stock.stderr
+    assert stock.returncode == 0 and "PLUGIN-FREE" in out, out[-3000:]
+    assert _all_row(out) == _all_row(plugin_val.stdout + plugin_val.stderr)  # images, instances, P, R, mAPs
+    assert "summary (fused)" in out
+    labels = [np.loadtxt(tmp_path / "runs" / n / "labels" / f"{image.stem}.txt") for n in ("predict", "plugin-predict")]
+    assert labels[0].size and labels[0].shape == labels[1].shape  # class, box and confidence of every detection
+    np.testing.assert_allclose(labels[0], labels[1], rtol=0, atol=2e-6)  # the files round to 6 decimals
+    assert (tmp_path / "edge" / "best-deploy.torchscript").is_file()

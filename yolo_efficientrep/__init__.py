@@ -39,6 +39,7 @@ from .blocks import (
     make_act,
     reparameterize,
 )
+from .deployment import DeployError, deploy, to_stock
 from .resources import cfg_dir, find_yaml, yaml_names
 
 __version__ = "0.1.0"
@@ -50,6 +51,7 @@ __all__ = (
     "BepC3",
     "BiFusion",
     "BottleRep",
+    "DeployError",
     "ModelConfigError",
     "RegistrationError",
     "RepBlock",
@@ -63,11 +65,13 @@ __all__ = (
     "__version__",
     "cfg_dir",
     "check_ultralytics_version",
+    "deploy",
     "find_yaml",
     "is_registered",
     "make_act",
     "register",
     "reparameterize",
+    "to_stock",
     "unregister",
     "yaml_names",
 )

@@ -6,6 +6,9 @@
     yolo-efficientrep benchmark [quick=False] [out=docs/benchmarks] [models=a.yaml,b.yaml] [accuracy=True]
                                 [readme=README.md]  latency, compute density, training cost and accuracy side by side;
                                                     readme= also writes the report into that README's section
+    yolo-efficientrep deploy model=best.pt [out=best-deploy.pt] [half=False]
+                                                    a copy of the checkpoint made of stock Ultralytics modules only,
+                                                    for machines that have Ultralytics but not this plugin
 
 Training, validation, prediction and export use the stock ``yolo`` command; the plugin is already active there.
 """
@@ -20,6 +23,7 @@ COMMANDS = {
     "check": {"imgsz"},
     "info": {"model", "imgsz"},
     "benchmark": {"quick", "out", "models", "accuracy", "readme"},
+    "deploy": {"model", "out", "half"},
 }
 
 
@@ -105,6 +109,20 @@ def main(argv: list[str] | None = None) -> int:
             readme = Path(options["readme"])
             readme.write_text(zoo.update_readme(readme, {"benchmark": markdown.rstrip("\n")}))
         return 0 if report["models"] else 1
+
+    if command == "deploy":
+        from .deployment import DeployError, deploy
+
+        if "model" not in options:
+            raise SystemExit(
+                "yolo-efficientrep deploy: missing model=..., e.g. model=runs/detect/train/weights/best.pt"
+            )
+        try:
+            deploy(options["model"], out=options.get("out"), half=_bool(options.get("half", "False")))
+        except (DeployError, FileNotFoundError) as e:
+            LOGGER.error(f"yolo-efficientrep deploy: {e}")
+            return 1
+        return 0
 
     if "model" not in options:
         raise SystemExit("yolo-efficientrep info: missing model=..., e.g. model=yolov8n-efficientrep.yaml")

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ("fold_bn", "identity_kernel", "pad_to_kernel")
+__all__ = ("bias_batchnorm", "fold_bn", "identity_kernel", "pad_to_kernel")
 
 
 def fold_bn(
@@ -58,3 +58,32 @@ def identity_kernel(like: torch.Tensor) -> torch.Tensor:
     channels = torch.arange(c2, device=kernel.device)
     kernel[channels, channels % c1_per_group, k // 2, k // 2] = 1.0
     return kernel
+
+
+def bias_batchnorm(bias: torch.Tensor, eps: float = 1e-3) -> nn.BatchNorm2d:
+    """Build an inference-mode BatchNorm2d that adds ``bias`` and changes nothing else.
+
+    Its running variance is ``1 - eps`` rounded so that ``running_var + eps`` is exactly 1.0 in the tensor's dtype, and
+    its mean 0 and weight 1, so folding it into a bias-free convolution (Ultralytics' ``fuse()``) reproduces the kernel
+    bit for bit and sets the conv bias to ``bias``. A biased conv can then live in a stock Conv+BN pair.
+
+    Args:
+        bias (torch.Tensor): Per-channel bias of shape (c,).
+        eps (float): The BatchNorm's epsilon (Ultralytics initializes its BNs with 1e-3).
+
+    Returns:
+        (nn.BatchNorm2d): The BatchNorm, in ``.eval()`` mode, on the device and dtype of ``bias``.
+    """
+    bn = nn.BatchNorm2d(bias.numel(), eps=eps, momentum=0.03, device=bias.device, dtype=bias.dtype).eval()
+    var = torch.tensor(1.0 - eps, dtype=bias.dtype, device=bias.device)
+    for _ in range(8):  # at most a few ulps away: step towards the value whose sum with eps rounds to exactly 1
+        total = (var + eps).item()
+        if total == 1.0:
+            break
+        var = torch.nextafter(var, var.new_tensor(-1.0 if total > 1.0 else 2.0))
+    with torch.no_grad():
+        bn.running_var.fill_(var.item())
+        bn.running_mean.zero_()
+        bn.weight.fill_(1.0)
+        bn.bias.copy_(bias)
+    return bn
