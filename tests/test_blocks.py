@@ -12,6 +12,8 @@ from yolo_efficientrep import (
     BepC3,
     BiFusion,
     BottleRep,
+    QARepVGGBlock,
+    QARepVGGBlockV2,
     RepBlock,
     RepVGGBlock,
     SimConv,
@@ -27,6 +29,8 @@ CASES = []
 for c1, c2 in ((16, 16), (16, 24)):
     for s in (1, 2):
         CASES.append((RepVGGBlock, (c1, c2, 3, s), {}, c1))
+        CASES.append((QARepVGGBlock, (c1, c2, 3, s), {}, c1))
+        CASES.append((QARepVGGBlockV2, (c1, c2, 3, s), {}, c1))
         CASES.append((SimConv, (c1, c2, 3, s), {}, c1))
         CASES.append((SimConv, (c1, c2, 1, s), {}, c1))
     for n in (1, 2, 3, 6):
@@ -51,6 +55,15 @@ CASES += [
     (RepVGGBlock, (16, 16), {"act": "nn.SiLU()"}, 16),
     (RepVGGBlock, (16, 16), {"act": "nn.SiLU()", "branches": False}, 16),  # YOLOv6's conv_silu training mode
     (RepVGGBlock, (16, 24, 3, 2), {"branches": False}, 16),
+    (QARepVGGBlock, (16, 16, 3, 1, None, 4), {}, 16),  # grouped
+    (QARepVGGBlockV2, (16, 16, 3, 1, None, 4), {}, 16),  # grouped average pool
+    (QARepVGGBlockV2, (16, 16, 3, 1, None, 16), {}, 16),  # depthwise
+    (QARepVGGBlock, (16, 16, 3, 1, None, 1, 2), {}, 16),  # dilated
+    (QARepVGGBlockV2, (16, 16, 5, 1), {}, 16),  # 5x5 main branch and average pool
+    (QARepVGGBlockV2, (16, 16), {"act": "nn.SiLU()"}, 16),
+    (RepBlock, (16, 16, 3, False, QARepVGGBlockV2), {}, 16),
+    (RepBlock, (16, 24, 4, True, QARepVGGBlock), {}, 16),
+    (BepC3, (16, 24, 4, 1 / 2, QARepVGGBlockV2), {}, 16),
     (BiFusion, ([16, 24, 8], 16), {}, [16, 24, 8]),
     (BiFusion, ([32, 32, 32], 32), {}, [32, 32, 32]),
 ]
@@ -115,6 +128,29 @@ def test_repvgg_structure_follows_the_identity_rule():
     assert block.conv1.conv.kernel_size == (3, 3) and block.conv2.conv.kernel_size == (1, 1)
     assert block.conv1.conv.stride == block.conv2.conv.stride == (2, 2)
     assert isinstance(block.act, nn.ReLU)  # the paper's default
+
+
+def test_qarepvgg_structure():
+    """BN on the k x k branch only, a plain bias-free 1x1 conv, BN after the sum; V2 adds an average pool."""
+    block = QARepVGGBlock(8, 8)
+    assert hasattr(block.conv1, "bn") and type(block.conv2) is nn.Conv2d and block.conv2.bias is None
+    assert block.identity and block.avg is None and isinstance(block.bn, nn.BatchNorm2d)
+    assert count(block, nn.BatchNorm2d) == 2
+    v2 = QARepVGGBlockV2(8, 8)
+    assert v2.identity and isinstance(v2.avg, nn.AvgPool2d) and v2.avg.kernel_size == 3 and v2.avg.count_include_pad
+    for other in (QARepVGGBlockV2(8, 16), QARepVGGBlockV2(8, 8, 3, 2)):  # identity and pool need c1 == c2, stride 1
+        assert not other.identity and other.avg is None
+    with pytest.raises(ValueError, match="needs d=1 for its average-pool branch"):
+        QARepVGGBlockV2(8, 8, 3, 1, None, 1, 2)
+
+
+def test_qarepvgg_post_sum_bn_normalizes_the_sum():
+    """The fused block equals act(BN_post(sum of branches)), not a sum of separately normalized branches."""
+    block = randomize_bn(QARepVGGBlockV2(8, 8))
+    x = torch.randn(2, 8, 8, 8)
+    with torch.no_grad():
+        branches = block.conv1(x) + block.conv2(x) + x + block.avg(x)
+        torch.testing.assert_close(block(x), block.act(block.bn(branches)))
 
 
 def test_repvgg_fuse_through_ultralytics_fuse_contract():

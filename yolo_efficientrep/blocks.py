@@ -6,6 +6,8 @@ Re-implemented from the papers and the published behaviour of the reference proj
 - ``RepBlock``, ``BottleRep``, ``BepC3`` (CSPStackRep), ``SimConv``, ``SimSPPF``, ``Transpose``: YOLOv6 v1/v2,
   arXiv 2209.02976 (EfficientRep backbone, Rep-PAN neck).
 - ``BiFusion`` (BiC), ``CSPSPPF`` / ``SimCSPSPPF``: YOLOv6 v3, arXiv 2301.05586 (RepBiFPAN neck).
+- ``QARepVGGBlock``, ``QARepVGGBlockV2``: "Make RepVGG Greater Again: A Quantization-aware Approach", arXiv 2212.01593
+  (QARepVGG), as YOLOv6 v3 trains its quantization-friendly ``-qa`` models.
 
 Conventions shared by every block:
 
@@ -29,13 +31,15 @@ import torch
 from torch import nn
 from ultralytics.nn.modules import Conv, RepConv
 
-from .reparam import fold_bn, identity_kernel, pad_to_kernel
+from .reparam import avg_pool_kernel, fold_bn, identity_kernel, pad_to_kernel
 
 __all__ = (
     "BepC3",
     "BiFusion",
     "BottleRep",
     "CSPSPPF",
+    "QARepVGGBlock",
+    "QARepVGGBlockV2",
     "RepBlock",
     "RepVGGBlock",
     "SimCSPSPPF",
@@ -304,6 +308,110 @@ class RepVGGBlock(RepConv):
         # Like Ultralytics' own fuse results, the fused conv is frozen (inference form).
         self.conv = _biased_like(self.conv1.conv, *self.get_equivalent_kernel_bias()).requires_grad_(False)
         del self.conv1, self.conv2, self.bn
+
+
+class QARepVGGBlock(RepVGGBlock):
+    """Quantization-aware RepVGG block (QARepVGG, arXiv 2212.01593): BN only on the k x k branch, one BN after the sum.
+
+    ``act(bn(bn_k(conv_k(x)) + conv_1x1(x) + x))``: the 1x1 branch is a plain bias-free conv and the identity branch
+    (when ``c1 == c2`` and ``s == 1``) has no BN, so the fused kernel carries no per-branch BN scaling that would blow
+    up its range; the BN after the sum normalizes what INT8 activations must cover. The paper reports ImageNet top-1
+    after INT8 post-training quantization of 52.2% for RepVGG-A0 against 70.4% for its QARepVGG counterpart.
+
+    ``fuse_convs()`` folds everything, the post-sum BN included, into one biased k x k conv, as for ``RepVGGBlock``;
+    the deploy form and the fuse contract are the same, so ``model.fuse()``, exports and ``deploy`` treat it alike.
+
+    Args:
+        c1 (int): Input channels.
+        c2 (int): Output channels.
+        k (int): Kernel size of the main branch, odd.
+        s (int): Stride.
+        p (int | None): Padding; only 'same' padding ``d * (k // 2)`` (the default) can be re-parameterized.
+        g (int): Groups.
+        d (int): Dilation of the main branch.
+        act (bool | None | str | nn.Module | type): Activation, ``True`` for ReLU.
+        deploy (bool): Build the fused form (one biased conv) directly.
+
+    Examples:
+        >>> block = QARepVGGBlock(32, 32).eval()
+        >>> x = torch.randn(1, 32, 16, 16)
+        >>> y = block(x)
+        >>> block.fuse_convs()
+        >>> torch.testing.assert_close(block(x), y, rtol=1e-4, atol=1e-5)
+    """
+
+    avg_branch = False  # QARepVGGBlockV2 adds the k x k average-pool branch
+
+    def __init__(
+        self,
+        c1: int,
+        c2: int,
+        k: int = 3,
+        s: int = 1,
+        p: int | None = None,
+        g: int = 1,
+        d: int = 1,
+        act: ActSpec = True,
+        deploy: bool = False,
+    ):
+        """Initialize the branches and the post-sum BN (or the fused conv when ``deploy``)."""
+        super().__init__(c1, c2, k, s, p, g, d, act, deploy=True)  # validation, act, and the deploy-form conv
+        if deploy:
+            return
+        del self.conv
+        same = c1 == c2 and s == 1
+        if self.avg_branch and same and d != 1:
+            raise ValueError(
+                f"{type(self).__name__} needs d=1 for its average-pool branch (c1 == c2, s == 1), got d={d}"
+            )
+        self.conv1 = Conv(c1, c2, k, s, d * (k // 2), g, d, act=False)
+        self.conv2 = nn.Conv2d(c1, c2, 1, s, 0, groups=g, bias=False)
+        self.identity = same
+        self.avg = nn.AvgPool2d(k, s, k // 2) if self.avg_branch and same else None
+        self.bn = nn.BatchNorm2d(c2)  # after the sum
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Sum the branches, normalize and activate (or apply the fused conv)."""
+        if self.fused:
+            return self.act(self.conv(x))
+        y = self.conv1(x) + self.conv2(x)
+        if self.identity:
+            y = y + x
+        if self.avg is not None:
+            y = y + self.avg(x)
+        return self.act(self.bn(y))
+
+    def get_equivalent_kernel_bias(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return the kernel and bias of the single conv equivalent to the whole block (post-sum BN included) in eval.
+
+        Returns:
+            (tuple[torch.Tensor, torch.Tensor]): Kernel of shape (c2, c1 / g, k, k) and bias of shape (c2,).
+        """
+        kernel, bias = _kernel_bias(self.conv1)
+        kernel = kernel + pad_to_kernel(self.conv2.weight, kernel.shape[-1])
+        if self.identity:
+            kernel = kernel + identity_kernel(kernel)
+        if self.avg is not None:
+            kernel = kernel + avg_pool_kernel(kernel)
+        return fold_bn(kernel, self.bn, bias)
+
+    @torch.no_grad()
+    def fuse_convs(self) -> None:
+        """Collapse the branches and the post-sum BN into one biased conv in place; a no-op when already fused."""
+        if self.fused:
+            return
+        self.conv = _biased_like(self.conv1.conv, *self.get_equivalent_kernel_bias()).requires_grad_(False)
+        del self.conv1, self.conv2, self.bn, self.avg
+
+
+class QARepVGGBlockV2(QARepVGGBlock):
+    """``QARepVGGBlock`` plus a k x k average-pool branch when ``c1 == c2`` and ``s == 1`` (YOLOv6 ``qarepvggv2``).
+
+    The average pool re-parameterizes into the k x k kernel too (``1 / k**2`` on each channel's own taps), exactly, at
+    the borders as well. This is the block YOLOv6 v3 trains its ``-qa`` models with.
+    """
+
+    avg_branch = True
 
 
 class Transpose(nn.Module):

@@ -9,7 +9,8 @@ Every rep branch is collapsed before writing; what each plugin block becomes:
 =====================  =================================================================================================
 plugin block           stock replacement
 =====================  =================================================================================================
-RepVGGBlock, SimConv   ``Conv``: the fused kernel in its conv, the fused bias in a BatchNorm that only adds it
+RepVGGBlock, SimConv,  ``Conv``: the fused kernel in its conv, the fused bias in a BatchNorm that only adds it
+QARepVGGBlock(V2)
 Transpose              ``ConvTranspose`` (bias in the BatchNorm the same way, no activation)
 BottleRep              ``Bottleneck``; a shortcut weight ``alpha != 1`` becomes a depthwise 1x1 ``Conv`` scaling the
                        input by ``alpha`` in front of it, with ``1 / alpha`` folded into the first conv's kernel
@@ -81,9 +82,13 @@ def _stock_modules():
 # Rep units -> stock Conv
 
 
+_REP_UNITS = (blocks.RepVGGBlock, blocks.QARepVGGBlock, blocks.QARepVGGBlockV2)  # multi-branch, one conv when fused
+_UNITS = (*_REP_UNITS, blocks.SimConv)
+
+
 def _unit_conv(unit: nn.Module) -> nn.Conv2d:
     """The conv whose geometry (channels, kernel, stride, padding, groups, dilation) the unit's fused form has."""
-    if type(unit) is blocks.RepVGGBlock:
+    if type(unit) in _REP_UNITS:
         return unit.conv if unit.fused else unit.conv1.conv
     return unit.conv  # SimConv
 
@@ -91,7 +96,7 @@ def _unit_conv(unit: nn.Module) -> nn.Conv2d:
 def _unit_kernel_bias(unit: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
     """Kernel and bias of the single conv equivalent to a rep unit in eval mode, fused or not."""
     conv = _unit_conv(unit)
-    if type(unit) is blocks.RepVGGBlock and not unit.fused:
+    if type(unit) in _REP_UNITS and not unit.fused:
         return unit.get_equivalent_kernel_bias()
     if hasattr(unit, "bn"):  # SimConv before fusing
         return fold_bn(conv.weight, unit.bn, conv.bias)
@@ -113,12 +118,12 @@ def _stock_conv(unit: nn.Module, path: str, in_scale: float = 1.0) -> nn.Module:
     """A stock ``Conv`` equal to a rep unit: ``stock(in_scale * x) == unit(x)``.
 
     Args:
-        unit (nn.Module): A ``RepVGGBlock`` or ``SimConv``, fused or not.
+        unit (nn.Module): A ``RepVGGBlock``, ``QARepVGGBlock(V2)`` or ``SimConv``, fused or not.
         path (str): Where the unit sits in the model, for error messages.
         in_scale (float): Factor the replacement's input will carry; the kernel is divided by it.
     """
     st = _stock_modules()
-    if type(unit) not in (blocks.RepVGGBlock, blocks.SimConv):
+    if type(unit) not in _UNITS:
         raise DeployError(f"{path}: {_qualname(type(unit))} is not a rep unit with a stock Conv equivalent")
     conv = _unit_conv(unit)
     if conv.padding_mode != "zeros":
@@ -223,6 +228,8 @@ def _csp_sppf(m: blocks.CSPSPPF, path: str) -> nn.Module:
 
 _CONVERTERS: dict[type, Callable[[Any, str], nn.Module]] = {
     blocks.RepVGGBlock: _stock_conv,
+    blocks.QARepVGGBlock: _stock_conv,
+    blocks.QARepVGGBlockV2: _stock_conv,
     blocks.SimConv: _stock_conv,
     blocks.Transpose: _transpose,
     blocks.BottleRep: _bottle_rep,

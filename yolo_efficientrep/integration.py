@@ -104,6 +104,8 @@ from .resources import find_yaml, yaml_names  # noqa: E402
 # ([c1 of each input], c2, *args), which match stock Conv, C3 and Concat-fed rows.
 BLOCKS: dict[str, tuple[type[nn.Module], str]] = {
     "RepVGGBlock": (blocks.RepVGGBlock, "single"),
+    "QARepVGGBlock": (blocks.QARepVGGBlock, "single"),
+    "QARepVGGBlockV2": (blocks.QARepVGGBlockV2, "single"),
     "SimConv": (blocks.SimConv, "single"),
     "Transpose": (blocks.Transpose, "single"),
     "BottleRep": (blocks.BottleRep, "single"),

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ("bias_batchnorm", "fold_bn", "identity_kernel", "pad_to_kernel")
+__all__ = ("avg_pool_kernel", "bias_batchnorm", "fold_bn", "identity_kernel", "pad_to_kernel")
 
 
 def fold_bn(
@@ -57,6 +57,25 @@ def identity_kernel(like: torch.Tensor) -> torch.Tensor:
     c2, c1_per_group, k, _ = kernel.shape
     channels = torch.arange(c2, device=kernel.device)
     kernel[channels, channels % c1_per_group, k // 2, k // 2] = 1.0
+    return kernel
+
+
+def avg_pool_kernel(like: torch.Tensor) -> torch.Tensor:
+    """Build the k x k kernel of a per-channel ``AvgPool2d(k, stride, k // 2)`` with the shape of ``like``.
+
+    Like ``identity_kernel`` but with ``1 / k**2`` on every tap of the channel's own input. Exact at the borders too,
+    because AvgPool2d's default ``count_include_pad=True`` divides by k**2 just as a zero-padded conv sums k**2 taps.
+
+    Args:
+        like (torch.Tensor): A kernel of shape (c, c / groups, k, k) to take shape, device and dtype from.
+
+    Returns:
+        (torch.Tensor): The averaging kernel.
+    """
+    kernel = torch.zeros_like(like)
+    c2, c1_per_group, kh, kw = kernel.shape
+    channels = torch.arange(c2, device=kernel.device)
+    kernel[channels, channels % c1_per_group] = 1.0 / (kh * kw)
     return kernel
 
 

@@ -37,6 +37,7 @@ MODEL_FAMILIES = (
     "yolov8-reppan",
     "yolov6-efficientrep",
     "yolov6-cspbep",
+    "yolov8-efficientrep-qa",
     "yolov8-efficientrep-seg",
     "yolov8-efficientrep-pose",
     "yolov8-efficientrep-obb",
