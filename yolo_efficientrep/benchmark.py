@@ -4,13 +4,15 @@ For each model: parameters and GFLOPs (training form and fused), PyTorch latency
 latency fused (batch 1 and 8), achieved GFLOP/s, training step time and autograd activation memory, and on CUDA the
 same in fp16. Latencies are medians over interleaved repeats after warm-up (every model is timed once per round, so
 machine drift hits all models alike), reported with their spread and as ratios. A fixed short training recipe on the
-offline shapes dataset compares the accuracy of yolov8n and yolov8n-efficientrep. Output: JSON, Markdown, PNG plots.
+offline shapes dataset compares the accuracy of yolov8n, yolov8n-efficientrep and yolov8n-efficientrep-qa, in FP32
+and after INT8 post-training quantization (``quantize``). Output: JSON, Markdown, PNG plots.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import platform
 import statistics
@@ -161,8 +163,21 @@ def _train_step(model: nn.Module, batch: int, imgsz: int, steps: int) -> dict:
     return {"step_ms": statistics.median(times), "activation_mib": saved[0] / 2**20}
 
 
+ACCURACY_MODELS = ("yolov8n.yaml", "yolov8n-efficientrep.yaml", "yolov8n-efficientrep-qa.yaml")
+
+
+def _int8(weights: Path, imgsz: int, quick: bool, project: Path) -> dict:
+    """INT8 post-training quantization of one trained checkpoint (see ``quantize``); failures are reported."""
+    from .quantize import quantize
+
+    try:
+        return quantize(weights, "shapes.yaml", imgsz, rounds=3 if quick else 20, project=project)
+    except ModuleNotFoundError as e:  # e.g. Ultralytics < 8.3 exports ONNX through torch's dynamo exporter
+        return {"error": f"{type(e).__name__}: {e}"}
+
+
 def _accuracy(quick: bool, project: Path) -> dict:
-    """Train yolov8n and yolov8n-efficientrep with one fixed recipe on the shapes dataset; report mAP50-95."""
+    """Train yolov8n, yolov8n-efficientrep and -qa with one fixed recipe on shapes; mAP50-95 in FP32 and INT8."""
     from ultralytics import YOLO
 
     recipe = (
@@ -170,8 +185,8 @@ def _accuracy(quick: bool, project: Path) -> dict:
         if quick
         else {"epochs": 30, "imgsz": 192, "batch": 8, "warmup_epochs": 0}
     )
-    out = {"recipe": {**recipe, "data": "shapes.yaml", "seed": 0, "device": "cpu"}}
-    for name in ("yolov8n.yaml", "yolov8n-efficientrep.yaml"):
+    out = {"recipe": {**recipe, "data": "shapes.yaml", "seed": 0, "device": "cpu"}, "int8": {}}
+    for name in ACCURACY_MODELS:
         model = YOLO(name)
         model.train(
             data="shapes.yaml",
@@ -198,6 +213,8 @@ def _accuracy(quick: bool, project: Path) -> dict:
             verbose=False,
         )
         out[name] = {"map50_95": float(metrics.box.map), "map50": float(metrics.box.map50)}
+        best = Path(project) / name.removesuffix(".yaml") / "weights" / "best.pt"
+        out["int8"][name] = _int8(best, recipe["imgsz"], quick, Path(project) / f"{name.removesuffix('.yaml')}-int8")
     out["ratio"] = out["yolov8n-efficientrep.yaml"]["map50_95"] / max(out["yolov8n.yaml"]["map50_95"], 1e-9)
     return out
 
@@ -321,6 +338,12 @@ def _targets(report: dict) -> dict:
                 e["gflops_per_s_onnxruntime_b1"] / by["yolov8n.yaml"]["gflops_per_s_onnxruntime_b1"]
             )
     targets["startup_difference_ms <= 5"] = report["startup"]["difference_ms"]
+    int8 = report.get("accuracy", {}).get("int8", {})
+    rep, qa = int8.get("yolov8n-efficientrep.yaml", {}), int8.get("yolov8n-efficientrep-qa.yaml", {})
+    for fmt in ("onnx", "openvino"):
+        if "drop" in rep.get(fmt, {}) and "drop" in qa.get(fmt, {}):  # QA's INT8 drop as a fraction of RepVGG's
+            ratio = qa[fmt]["drop"] / rep[fmt]["drop"] if rep[fmt]["drop"] > 0 else math.nan
+            targets[f"int8_drop_qa_vs_repvgg_{fmt} <= 0.5"] = ratio
     return targets
 
 
@@ -351,7 +374,9 @@ def _markdown(report: dict) -> str:
         lines += [
             "",
             f"Accuracy, fixed recipe {a['recipe']}: yolov8n mAP50-95 {a['yolov8n.yaml']['map50_95']:.4f}, "
-            f"yolov8n-efficientrep {a['yolov8n-efficientrep.yaml']['map50_95']:.4f} (ratio {a['ratio']:.2f}).",
+            f"yolov8n-efficientrep {a['yolov8n-efficientrep.yaml']['map50_95']:.4f} (ratio {a['ratio']:.2f}), "
+            f"yolov8n-efficientrep-qa {a['yolov8n-efficientrep-qa.yaml']['map50_95']:.4f}.",
+            *_int8_markdown(a["int8"]),
         ]
     st = report["startup"]
     lines += [
@@ -364,6 +389,37 @@ def _markdown(report: dict) -> str:
         *(f"| {k} | {v:.3f} |" for k, v in report["targets"].items()),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _int8_markdown(int8: dict) -> list[str]:
+    settings = next((r["settings"] for r in int8.values() if "settings" in r), None)
+    if settings is None:
+        return ["", "INT8: not run (" + "; ".join(f"{k}: {r['error']}" for k, r in int8.items()) + ")."]
+    lines = [
+        "",
+        f"INT8 post-training quantization of the fused exports, {settings['imgsz']} px, calibrated on "
+        f"{settings['calibration']}; ONNX Runtime {settings['onnxruntime']}; OpenVINO {settings['openvino']}. "
+        f"Drop and drift are against the {settings['reference']}; drift is the relative L2 change of the raw "
+        "class-score outputs on validation images; speed-up is FP32 ONNX Runtime latency / INT8 latency (batch 1).",
+        "",
+        "| model | FP32 mAP50-95 | format | INT8 mAP50-95 | drop | score drift | FP32 / INT8 latency (ms) | speed-up |",
+        "|---|--:|---|--:|--:|--:|--:|--:|",
+    ]
+    for name, r in int8.items():
+        if "error" in r:
+            lines.append(f"| `{name}` | - | - | - | - | - | - | {r['error']} |")
+            continue
+        for fmt, label in (("onnx", "ONNX Runtime"), ("openvino", "OpenVINO")):
+            q = r.get(fmt, {})
+            if "error" in q:
+                lines.append(f"| `{name}` | {r['fp32']['map50_95']:.4f} | {label} | - | - | - | - | {q['error']} |")
+            elif q:
+                lines.append(
+                    f"| `{name}` | {r['fp32']['map50_95']:.4f} | {label} | {q['map50_95']:.4f} | {q['drop']:+.4f} | "
+                    f"{q['drift_scores']:.3f} | {r['fp32']['latency_ms']:.1f} / {q['latency_ms']:.1f} | "
+                    f"{q['speedup']:.2f}x |"
+                )
+    return lines
 
 
 def _plots(report: dict, out: Path) -> None:

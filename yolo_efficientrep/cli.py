@@ -6,6 +6,9 @@
     yolo-efficientrep benchmark [quick=False] [out=docs/benchmarks] [models=a.yaml,b.yaml] [accuracy=True]
                                 [readme=README.md]  latency, compute density, training cost and accuracy side by side;
                                                     readme= also writes the report into that README's section
+    yolo-efficientrep quantize model=best.pt data=shapes.yaml [imgsz=640] [formats=onnx,openvino] [per_channel=False]
+                                                    INT8 post-training quantization (ONNX Runtime, OpenVINO) of the
+                                                    fused export: mAP50-95 FP32 vs INT8, output drift, latency
     yolo-efficientrep deploy model=best.pt [out=best-deploy.pt] [half=False]
                                                     a copy of the checkpoint made of stock Ultralytics modules only,
                                                     for machines that have Ultralytics but not this plugin
@@ -24,6 +27,7 @@ COMMANDS = {
     "info": {"model", "imgsz"},
     "benchmark": {"quick", "out", "models", "accuracy", "readme"},
     "deploy": {"model", "out", "half"},
+    "quantize": {"model", "data", "imgsz", "formats", "per_channel"},
 }
 
 
@@ -109,6 +113,40 @@ def main(argv: list[str] | None = None) -> int:
             readme = Path(options["readme"])
             readme.write_text(zoo.update_readme(readme, {"benchmark": markdown.rstrip("\n")}))
         return 0 if report["models"] else 1
+
+    if command == "quantize":
+        from .quantize import quantize
+
+        missing = [k for k in ("model", "data") if k not in options]
+        if missing:
+            raise SystemExit(f"yolo-efficientrep quantize: missing {', '.join(f'{k}=...' for k in missing)}")
+        formats = tuple(options.get("formats", "onnx,openvino").split(","))
+        unknown = set(formats) - {"onnx", "openvino"}
+        if unknown:
+            raise SystemExit(f"yolo-efficientrep quantize: unknown formats {sorted(unknown)}; choose onnx, openvino")
+        r = quantize(
+            options["model"],
+            options["data"],
+            int(options.get("imgsz", 640)),
+            formats,
+            per_channel=_bool(options.get("per_channel", "False")),
+        )
+        rows = [
+            ["FP32 (ONNX Runtime)", f"{r['fp32']['map50_95']:.4f}", "-", "-", "-", f"{r['fp32']['latency_ms']:.1f}"]
+        ]
+        for fmt, label in (("onnx", "INT8 ONNX Runtime"), ("openvino", "INT8 OpenVINO")):
+            q = r.get(fmt)
+            if q and "error" in q:
+                LOGGER.error(f"yolo-efficientrep quantize: {label}: {q['error']}")
+            elif q:
+                rows.append(
+                    [label, f"{q['map50_95']:.4f}", f"{q['drop']:+.4f}", f"{q['drift_boxes']:.4f}",
+                     f"{q['drift_scores']:.4f}", f"{q['latency_ms']:.1f}"]
+                )  # fmt: skip
+        header = ["model", "mAP50-95", "drop", "box drift", "score drift", "latency b1 (ms)"]
+        files = ", ".join(r[k]["file"] for k in ("fp32", *formats) if "file" in r.get(k, {}))
+        LOGGER.info(f"{r['settings']}\n" + _table(header, rows) + f"\nwritten beside {options['model']}: {files}")
+        return 0 if all("error" not in r.get(f, {}) for f in formats) else 1
 
     if command == "deploy":
         from .deployment import DeployError, deploy

@@ -293,7 +293,7 @@ def _wrap_check_cls_dataset(original):
 
 
 # Packages of the plugin's ``export`` extra, by the distribution names Ultralytics checks for.
-EXPORT_EXTRA = ("onnx", "onnxslim", "onnxruntime", "openvino")
+EXPORT_EXTRA = ("onnx", "onnxslim", "onnxruntime", "openvino", "nncf")
 
 
 def _wrap_check_requirements(original):

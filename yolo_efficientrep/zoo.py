@@ -234,13 +234,14 @@ def check_model(name: str, imgsz: int = 96, rtol: float = 1e-4) -> CheckResult:
     """Build ``name`` through stock ``YOLO``, randomize every BN, and compare outputs before/after ``model.fuse()``."""
     from ultralytics import YOLO
 
+    from .blocks import RepVGGBlock
     from .integration import BLOCKS
 
     try:
         model = YOLO(name).model.eval()
         plugin = tuple(cls for cls, _ in BLOCKS.values())
         blocks_used = sum(isinstance(m, plugin) for m in model.model)
-        reps = sum(type(m).__name__ == "RepVGGBlock" for m in model.modules())
+        reps = sum(isinstance(m, RepVGGBlock) for m in model.modules())  # QARepVGGBlock(V2) included
         g = torch.Generator().manual_seed(0)
         with torch.no_grad():
             for m in model.modules():
