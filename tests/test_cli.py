@@ -83,3 +83,17 @@ def test_deploy_reports_a_missing_checkpoint_and_argument(tmp_path):
     assert result.returncode != 0 and "yolo-efficientrep deploy: missing model=..." in result.stderr
     result = _cli("deploy", "model=a.pt", "fuse=True")
     assert result.returncode != 0 and "valid arguments: half=..., model=..., out=..." in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["model=best.pt"], "yolo-efficientrep quantize: missing data=..."),
+        (["data=shapes.yaml"], "yolo-efficientrep quantize: missing model=..."),
+        (["model=best.pt", "data=shapes.yaml", "formats=onnx,tflite"], "unknown formats ['tflite']"),
+        (["model=best.pt", "data=shapes.yaml", "int8=True"], "invalid argument 'int8=True'"),
+    ],
+)
+def test_quantize_bad_arguments(args, message):
+    result = _cli("quantize", *args)
+    assert result.returncode != 0 and message in result.stderr
