@@ -434,3 +434,23 @@ def test_stock_ultralytics_predicts_validates_and_exports_without_the_plugin(fam
     assert error <= 1e-4
     if fmt == "onnx":
         assert report["onnx_batchnorms"] == 0
+
+
+def test_restricted_loading_accepts_deploy_checkpoints_without_the_plugin(tmp_path):
+    """ULTRALYTICS_SAFE_LOAD=1 unpickles only known torch/Ultralytics classes: a deploy checkpoint is made of those."""
+    weights = deploy(_checkpoint("yolov6-efficientrep", tmp_path / "best.pt"))
+    code = BLOCK_PLUGIN + textwrap.dedent(f"""
+        import torch
+        from ultralytics import YOLO
+        from ultralytics.nn.tasks import _SafeLoad
+        assert _SafeLoad.restricted()
+        model = YOLO(r"{weights}")
+        with torch.no_grad():
+            y = model.model.float().eval()(torch.zeros(1, 3, 64, 64))
+        print("LOADED", type(model.model).__name__, tuple(y[0].shape))
+    """)
+    result = run_python(code, env={"ULTRALYTICS_SAFE_LOAD": "1", "YOLO_EFFICIENTREP_AUTOLOAD": "0"}, cwd=tmp_path)
+    if "cannot import name '_SafeLoad'" in result.stderr:
+        pytest.skip("this Ultralytics has no opt-in restricted loading (ULTRALYTICS_SAFE_LOAD)")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "LOADED DetectionModel (1, 7, 84)" in result.stdout

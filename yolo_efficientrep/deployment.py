@@ -9,8 +9,9 @@ Every rep branch is collapsed before writing; what each plugin block becomes:
 =====================  =================================================================================================
 plugin block           stock replacement
 =====================  =================================================================================================
-RepVGGBlock, SimConv,  ``Conv``: the fused kernel in its conv, the fused bias in a BatchNorm that only adds it
-QARepVGGBlock(V2)
+RepVGGBlock,           ``Conv``: the fused kernel in its conv, the fused bias in a BatchNorm that only adds it
+QARepVGGBlock(V2),
+SimConv
 Transpose              ``ConvTranspose`` (bias in the BatchNorm the same way, no activation)
 BottleRep              ``Bottleneck``; a shortcut weight ``alpha != 1`` becomes a depthwise 1x1 ``Conv`` scaling the
                        input by ``alpha`` in front of it, with ``1 / alpha`` folded into the first conv's kernel
