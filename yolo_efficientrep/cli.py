@@ -124,13 +124,17 @@ def main(argv: list[str] | None = None) -> int:
         unknown = set(formats) - {"onnx", "openvino"}
         if unknown:
             raise SystemExit(f"yolo-efficientrep quantize: unknown formats {sorted(unknown)}; choose onnx, openvino")
-        r = quantize(
-            options["model"],
-            options["data"],
-            int(options.get("imgsz", 640)),
-            formats,
-            per_channel=_bool(options.get("per_channel", "False")),
-        )
+        try:
+            r = quantize(
+                options["model"],
+                options["data"],
+                int(options.get("imgsz", 640)),
+                formats,
+                per_channel=_bool(options.get("per_channel", "False")),
+            )
+        except (ValueError, FileNotFoundError, ModuleNotFoundError) as e:
+            LOGGER.error(f"yolo-efficientrep quantize: {type(e).__name__}: {e}")
+            return 1
         rows = [
             ["FP32 (ONNX Runtime)", f"{r['fp32']['map50_95']:.4f}", "-", "-", "-", f"{r['fp32']['latency_ms']:.1f}"]
         ]

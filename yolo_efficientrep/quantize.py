@@ -196,6 +196,12 @@ def quantize(
     from ultralytics import YOLO
 
     weights = Path(weights)
+    task = YOLO(weights).task
+    if task != "detect":
+        raise ValueError(f"quantize measures detection checkpoints (mAP50-95 of boxes); '{weights}' is a {task} model")
+    unknown = set(formats) - {"onnx", "openvino"}
+    if unknown:
+        raise ValueError(f"unknown INT8 formats {sorted(unknown)}; choose from 'onnx', 'openvino'")
     project = Path(project) if project is not None else weights.parent / "int8"
     calibration, validation = _images(data, "train"), _images(data, "val")
     samples = [_letterbox(f, imgsz) for f in validation[:drift_images]]
