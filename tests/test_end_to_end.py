@@ -198,11 +198,16 @@ def test_training_killed_mid_epoch_resumes_to_the_planned_epochs(tmp_path):
     ]
     process = subprocess.Popen(args, env=child_env(), cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     results, deadline = run_dir / "results.csv", time.time() + 600
+    last = run_dir / "weights" / "last.pt"
     try:
+        # epoch 1 is done once results.csv has its row and last.pt is written out (its size stops changing)
+        size = -1
         while time.time() < deadline and process.poll() is None:
-            if results.exists() and len(results.read_text().splitlines()) >= 2:  # header + epoch 1: last.pt saved
-                break
-            time.sleep(0.2)
+            if results.exists() and len(results.read_text().splitlines()) >= 2 and last.exists():
+                if last.stat().st_size == size:
+                    break
+                size = last.stat().st_size
+            time.sleep(0.5)
         time.sleep(1.0)  # into epoch 2
         assert process.poll() is None, "training finished before it could be interrupted"
     finally:
