@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import pytest
@@ -46,7 +47,17 @@ def test_quick_benchmark_report_has_every_field(tmp_path):
         ):
             assert set(entry[key]) == STATS and entry[key]["median_ms"] > 0
         assert entry["train_b8"]["step_ms"] > 0 and entry["train_b8"]["activation_mib"] > 0
+        density = entry["conv_density_onnxruntime_b1"]
+        assert density["3x3"]["layers"] > 0 and density["1x1"]["layers"] > 0
+        assert density["model_ms"] == entry["onnxruntime_fused_b1"]["median_ms"]
+        assert density["conv_ms"] == pytest.approx(sum(density[k]["ms"] for k in ("3x3", "1x1", "other")))
+        # the convolutions carry (nearly) all of Ultralytics' GFLOPs of the fused model (the rest: upsampling, pooling)
+        conv_gflops = sum(density[k]["gflops"] for k in ("3x3", "1x1", "other"))
+        assert conv_gflops == pytest.approx(entry["fused_gflops"], rel=0.03)  # both at the benchmark's 256 px
     assert "torch_single_path_b1" in plugin and "fused_vs_single_path_torch_b1" in plugin
+    versus = plugin["versus_counterpart"]
+    assert versus["model"] == "yolov8n.yaml" and "versus_counterpart" not in stock
+    assert versus["train_b8"]["step_ms"] == pytest.approx(plugin["train_b8"]["step_ms"] / stock["train_b8"]["step_ms"])
     assert plugin["fused_params"] < plugin["params"]
     accuracy = report["accuracy"]
     trained = ("yolov8n.yaml", "yolov8n-efficientrep.yaml", "yolov8n-efficientrep-qa.yaml")
@@ -56,9 +67,11 @@ def test_quick_benchmark_report_has_every_field(tmp_path):
     int8_ran = _check_int8(accuracy["int8"])
     assert set(report["startup"]) == {"with_plugin", "without_plugin", "difference_ms"}
     assert len(report["targets"]) == 4 + 2 * int8_ran  # + the QA-vs-RepVGG INT8 drop ratio, per format
-    assert (tmp_path / "report.md").read_text().count("| `yolov8n") == 2 + (
-        6 if int8_ran else 0
-    )  # + 3 models x 2 INT8 formats
+    markdown = (tmp_path / "report.md").read_text()
+    # 2 model rows, 1 training-cost row, 2 compute-density rows, + 3 models x 2 INT8 formats
+    rows = [line for line in markdown.splitlines() if line.startswith("| `yolov8n")]
+    assert len(rows) == 5 + (6 if int8_ran else 0), markdown
+    assert "nan" not in markdown
     assert (tmp_path / "latency_vs_gflops.png").stat().st_size > 1000
     assert (tmp_path / "fused_speedup.png").stat().st_size > 1000
 
@@ -103,3 +116,60 @@ def test_single_path_equivalent_is_stock_and_identical():
 def test_benchmark_bad_arguments(arg):
     result = run([bin_path("yolo-efficientrep"), "benchmark", arg])
     assert result.returncode != 0 and ("expected True or False" in result.stderr or "invalid argument" in result.stderr)
+
+
+def test_conv_density_counts_every_conv_once_per_occurrence(tmp_path):
+    from yolo_efficientrep.benchmark import conv_density
+
+    model = nn.Sequential(
+        nn.Conv2d(3, 32, 3, 2, 1),  # 3x3 stride 2: 128 -> 64
+        nn.Conv2d(32, 32, 1),
+        nn.Conv2d(32, 32, 1),  # identical to the previous one: timed once, counted twice
+        nn.Conv2d(32, 32, 3, 1, 1, groups=2),
+        nn.Conv2d(32, 16, 5, 1, 2),
+    )
+    d = conv_density(model, 128, tmp_path, repeats=3, warmup=1, model_ms=1000.0)
+    assert (d["3x3"]["layers"], d["1x1"]["layers"], d["other"]["layers"]) == (2, 2, 1)
+    hw = 64 * 64
+    expected = {
+        "3x3": 2 * hw * 32 * 3 * 9 + 2 * hw * 32 * 16 * 9,
+        "1x1": 2 * (2 * hw * 32 * 32),
+        "other": 2 * hw * 16 * 32 * 25,
+    }
+    for kind, flops in expected.items():
+        assert d[kind]["gflops"] == pytest.approx(flops / 1e9, rel=1e-12)
+        assert d[kind]["ms"] > 0 and d[kind]["gflops_per_s"] == pytest.approx(d[kind]["gflops"] / d[kind]["ms"] * 1e3)
+    assert 0 < d["call_overhead_ms"] < min(d[k]["ms"] for k in expected)
+    assert d["outside_conv_ms"] == pytest.approx(1000.0 - d["conv_ms"]) and d["outside_conv_share"] < 1
+
+
+def test_device_timing_and_engine_runner_on_cpu(tmp_path):
+    """The code path the CUDA section runs (any device, dtype and Ultralytics export format), exercised on the CPU."""
+    from ultralytics import YOLO
+
+    from yolo_efficientrep.benchmark import _engine_runner, _time_forms, _train_step
+
+    wrapper = YOLO("yolov8n-efficientrep.yaml")
+    fused = copy.deepcopy(wrapper.model).fuse(verbose=False)
+    entry = {
+        "model": "m",
+        "_unfused": wrapper.model.eval(),
+        "_fused": fused,
+        "_single_path": single_path_equivalent(fused),
+    }
+    calls = []
+
+    def extra(e, batch):
+        return {"engine_x": lambda: calls.append(batch)}
+
+    _time_forms([entry], torch.device("cpu"), torch.float64, 64, {1: 2, 8: 1}, 1, "cpu_fp64", extra)
+    for key in ("cpu_fp64_unfused_b1", "cpu_fp64_fused_b1", "cpu_fp64_unfused_b8", "engine_x_b1", "engine_x_b8"):
+        assert set(entry[key]) == STATS
+    assert calls == [1, 1, 1, 8, 8]  # warm-up, then one call per round
+    assert next(entry["_fused"].parameters()).dtype == torch.float32  # timed on a copy: the entry is untouched
+
+    run = _engine_runner(wrapper, "onnx", 1, 64, torch.device("cpu"), False, tmp_path)
+    run()
+    assert (tmp_path / "yolov8n-efficientrep_b1.onnx").is_file() and not hasattr(wrapper.model, "pt_path")
+    step = _train_step(wrapper.model, 2, 64, 1)
+    assert step["step_ms"] > 0 and step["activation_mib"] > 0 and "peak_mib" not in step

@@ -73,7 +73,8 @@ def _build(name: str, imgsz: int) -> dict:
 
     from .zoo import measure
 
-    model = YOLO(name).model.eval()
+    wrapper = YOLO(name)
+    model = wrapper.model.eval()
     _, params, gflops = measure(model, imgsz)
     fused = copy.deepcopy(model).fuse(verbose=False).eval()
     _, f_params, f_gflops = measure(fused, imgsz)
@@ -85,17 +86,27 @@ def _build(name: str, imgsz: int) -> dict:
         "fused_gflops": f_gflops,
         "_unfused": model,
         "_fused": fused,
+        "_yolo": wrapper,
     }
     if name in COUNTERPART:
         entry["_single_path"] = single_path_equivalent(fused)
     return entry
 
 
-def _onnx_session(model: nn.Module, batch: int, imgsz: int, workdir: Path):
+def _onnx_session(
+    model: nn.Module,
+    batch: int,
+    imgsz: int | tuple[int, int],
+    workdir: Path,
+    name: str | None = None,
+    channels: int = 3,
+):
+    """Export ``model`` to ONNX (legacy exporter, opset 17) and return a runner of it on ONNX Runtime's CPU provider."""
     import onnxruntime as ort
 
-    file = workdir / f"m{id(model)}_{batch}.onnx"
-    x = torch.zeros(batch, 3, imgsz, imgsz)
+    file = workdir / f"{name or f'm{id(model)}'}_{batch}.onnx"
+    h, w = (imgsz, imgsz) if isinstance(imgsz, int) else imgsz
+    x = torch.zeros(batch, channels, h, w)
     torch.onnx.export(model, x, str(file), opset_version=17, input_names=["images"], dynamo=False)
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -129,6 +140,184 @@ def _timed_interleaved(runners: dict, repeats: int, warmup: int, desc: str = "be
     return out
 
 
+TORCH_FORMS = ("_unfused", "_fused", "_single_path")
+
+
+def _time_forms(
+    entries: list[dict],
+    device: torch.device,
+    dtype: torch.dtype,
+    imgsz: int,
+    rounds: dict[int, int],
+    warmup: int,
+    prefix: str,
+    extra=None,
+) -> None:
+    """Time every model form in PyTorch on one device and dtype, batch 1 and 8, interleaved; results into ``entries``.
+
+    Keys are ``{prefix}{form}_b{batch}`` (e.g. ``torch_fused_b1``, ``cuda_fp16_unfused_b8``); ``extra(entry, batch)``
+    may add runners of other engines, keyed ``{engine}_b{batch}`` (e.g. ``onnxruntime_fused_b1``).
+    """
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    placed = {
+        (e["model"], form): e[form]
+        if (device.type, dtype) == ("cpu", torch.float32)
+        else _placed(e[form], device, dtype)
+        for e in entries
+        for form in TORCH_FORMS
+        if form in e
+    }
+    with torch.no_grad():
+        for batch, repeats in rounds.items():
+            x = torch.zeros(batch, 3, imgsz, imgsz, device=device, dtype=dtype)
+            runners = {}
+            for e in entries:
+                for form in TORCH_FORMS:
+                    if form in e:
+                        m = placed[(e["model"], form)]
+                        runners[(e["model"], f"{prefix}{form}_b{batch}")] = lambda m=m, x=x: (m(x), sync())
+                for key, run in (extra(e, batch) if extra else {}).items():
+                    runners[(e["model"], f"{key}_b{batch}")] = run
+            timed = _timed_interleaved(runners, repeats, warmup, f"benchmark: {prefix} batch {batch}")
+            for (name, key), stats in timed.items():
+                next(e for e in entries if e["model"] == name)[key] = stats
+
+
+def _placed(model: nn.Module, device: torch.device, dtype: torch.dtype) -> nn.Module:
+    return copy.deepcopy(model).to(device=device, dtype=dtype).eval()
+
+
+def _engine_runner(wrapper, fmt: str, batch: int, imgsz: int, device: torch.device, half: bool, workdir: Path):
+    """Export a model with Ultralytics' exporter (e.g. ``engine``: TensorRT) and return a runner of its AutoBackend.
+
+    Ultralytics names an export after the model's ``pt_path``; pointing it into ``workdir`` keeps the export there
+    (a model built from a packaged YAML would otherwise export beside the working directory's bare YAML name).
+    """
+    from ultralytics.nn.autobackend import AutoBackend
+
+    stem = Path(wrapper.model.yaml.get("yaml_file", "model")).stem
+    wrapper.model.pt_path = str(workdir / f"{stem}_b{batch}.pt")
+    try:
+        file = wrapper.export(
+            format=fmt,
+            imgsz=imgsz,
+            batch=batch,
+            half=half,
+            device=(device.index or 0) if device.type == "cuda" else "cpu",
+        )
+    finally:
+        del wrapper.model.pt_path
+    backend = AutoBackend(file, device, fp16=half, fuse=True, verbose=False)  # positional: the first is renamed in 8.3
+    x = torch.zeros(batch, 3, imgsz, imgsz, device=device, dtype=torch.half if half else torch.float32)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    return lambda: (backend(x), sync())
+
+
+def _cuda(entries: list[dict], imgsz: int, rounds: dict[int, int], warmup: int, steps: int, workdir: Path) -> None:
+    """The CPU measurements again on CUDA in fp16: PyTorch latency, training step and peak memory, TensorRT if any."""
+    import importlib.util
+
+    device = torch.device("cuda", torch.cuda.current_device())
+    tensorrt = importlib.util.find_spec("tensorrt") is not None
+
+    def engines(e, batch):
+        if not tensorrt:
+            return {}
+        return {"tensorrt_fp16_fused": _engine_runner(e["_yolo"], "engine", batch, imgsz, device, True, workdir)}
+
+    _time_forms(entries, device, torch.half, imgsz, rounds, warmup, "cuda_fp16", engines)
+    for e in entries:
+        e["gflops_per_s_cuda_fp16_b1"] = e["fused_gflops"] / (e["cuda_fp16_fused_b1"]["median_ms"] / 1e3)
+        if "tensorrt_fp16_fused_b1" in e:
+            e["gflops_per_s_tensorrt_fp16_b1"] = e["fused_gflops"] / (e["tensorrt_fp16_fused_b1"]["median_ms"] / 1e3)
+        e["train_b8_cuda_fp16"] = _train_step(e["_unfused"], 8, imgsz, steps, device)
+
+
+def conv_density(
+    fused: nn.Module, imgsz: int, workdir: Path, repeats: int, warmup: int, model_ms: float | None = None
+) -> dict:
+    """Where ONNX Runtime spends a fused model's time: each of its convolutions timed alone, grouped by kernel size.
+
+    Every ``nn.Conv2d`` of ``fused`` (batch 1, ``imgsz``) is exported on its own with the shape it has in the model and
+    timed in ONNX Runtime with the benchmark's session settings, less the fixed cost of a session call (timed on a
+    1-pixel conv, ``call_overhead_ms``); identical layers are timed once and counted as often as they occur.
+
+    Returns, per kernel class (``3x3``, ``1x1``, ``other``), the layers, GFLOPs (2 per multiply-add), summed latency and
+    achieved GFLOP/s; ``conv_ms`` their total and, given the whole model's latency ``model_ms``, ``outside_conv_ms``
+    (activations, concatenation, upsampling, pooling, the head's decode: the memory-bound rest).
+    """
+    records: list[tuple] = []
+    hooks = [
+        m.register_forward_hook(lambda mod, inp, out: records.append((mod, tuple(inp[0].shape), tuple(out.shape))))
+        for m in fused.modules()
+        if isinstance(m, nn.Conv2d)
+    ]
+    try:
+        with torch.no_grad():
+            fused.eval()(torch.zeros(1, 3, imgsz, imgsz))
+    finally:
+        for h in hooks:
+            h.remove()
+    layers: dict[tuple, dict] = {}
+    for mod, shape_in, shape_out in records:
+        key = (
+            mod.in_channels,
+            mod.out_channels,
+            mod.kernel_size,
+            mod.stride,
+            mod.padding,
+            mod.dilation,
+            mod.groups,
+            shape_in[2:],
+        )
+        kh, kw = mod.kernel_size
+        flops = 2 * math.prod(shape_out) * (mod.in_channels // mod.groups) * kh * kw
+        entry = layers.setdefault(
+            key, {"count": 0, "flops": flops, "kind": {(1, 1): "1x1", (3, 3): "3x3"}.get((kh, kw), "other")}
+        )
+        entry["count"] += 1
+    # a session call has a fixed cost that a layer inside the whole model does not pay: measured on a 1-pixel conv
+    runners = {"call": _onnx_session(nn.Conv2d(1, 1, 1).eval(), 1, 1, workdir, name="call", channels=1)}
+    for n, key in enumerate(layers):
+        c1, c2, k, s, p, d, g, hw = key
+        conv = nn.Conv2d(c1, c2, k, s, p, d, g, bias=True).eval()
+        runners[key] = _onnx_session(conv, 1, hw, workdir, name=f"conv{n}", channels=c1)
+    timed = _timed_interleaved(runners, repeats, warmup, "benchmark: conv layers")
+    call = timed.pop("call")["median_ms"]
+    out = {kind: {"layers": 0, "gflops": 0.0, "ms": 0.0} for kind in ("3x3", "1x1", "other")}
+    for key, entry in layers.items():
+        group = out[entry["kind"]]
+        group["layers"] += entry["count"]
+        group["gflops"] += entry["count"] * entry["flops"] / 1e9
+        group["ms"] += entry["count"] * max(timed[key]["median_ms"] - call, 0.0)
+    for group in out.values():
+        group["gflops_per_s"] = group["gflops"] / (group["ms"] / 1e3) if group["ms"] > 0 else math.nan
+    out["conv_ms"] = sum(out[k]["ms"] for k in ("3x3", "1x1", "other"))
+    out["call_overhead_ms"] = call
+    if model_ms is not None:
+        out["model_ms"] = model_ms
+        out["outside_conv_ms"] = max(model_ms - out["conv_ms"], 0.0)
+        out["outside_conv_share"] = out["outside_conv_ms"] / model_ms
+    return out
+
+
+def _versus_counterpart(entries: list[dict]) -> None:
+    """Training step time and memory of each plugin model as a ratio of its stock YOLOv8 counterpart's."""
+    by = {e["model"]: e for e in entries}
+    for e in entries:
+        ref = by.get(COUNTERPART.get(e["model"], ""))
+        if ref is None:
+            continue
+        versus = {"model": ref["model"]}
+        for key, fields in (
+            ("train_b8", ("step_ms", "activation_mib")),
+            ("train_b8_cuda_fp16", ("step_ms", "peak_mib")),
+        ):
+            if key in e and key in ref:
+                versus[key] = {f: e[key][f] / ref[key][f] for f in fields}
+        e["versus_counterpart"] = versus
+
+
 def _tensors(y) -> list[torch.Tensor]:
     """Every tensor in a (nested) model output."""
     if isinstance(y, torch.Tensor):
@@ -137,30 +326,45 @@ def _tensors(y) -> list[torch.Tensor]:
     return [t for item in items for t in _tensors(item)]
 
 
-def _train_step(model: nn.Module, batch: int, imgsz: int, steps: int) -> dict:
-    """Time of one forward+backward step on random data and the autograd activation memory it saves."""
-    model = copy.deepcopy(model).train()
+def _train_step(model: nn.Module, batch: int, imgsz: int, steps: int, device: torch.device | None = None) -> dict:
+    """Time one forward+backward step on random data; measure the activations autograd saves and the peak memory.
+
+    On CUDA the step runs under fp16 autocast, as Ultralytics trains there, and ``peak_mib`` is the allocator's peak;
+    on the CPU there is no allocator peak to read, so ``activation_mib`` (bytes autograd saves) stands for memory.
+    """
+    device = device or torch.device("cpu")
+    cuda = device.type == "cuda"
+    model = copy.deepcopy(model).to(device).train()
     for p in model.parameters():
         p.requires_grad_(True)
-    x = torch.rand(batch, 3, imgsz, imgsz)
+    x = torch.rand(batch, 3, imgsz, imgsz, device=device)
     saved = [0]
 
     def pack(t):
         saved[0] += t.numel() * t.element_size()
         return t
 
-    times = []
+    times, peaks = [], []
     for step in range(steps + 1):
         saved[0] = 0
+        if cuda:
+            torch.cuda.synchronize(device)
+            torch.cuda.reset_peak_memory_stats(device)
         t = time.perf_counter()
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), torch.autocast(device.type, enabled=cuda):
             out = model(x)
-        loss = sum(t.float().mean() for t in _tensors(out))
+            loss = sum(t.float().mean() for t in _tensors(out))
         loss.backward()
         model.zero_grad(set_to_none=True)
+        if cuda:
+            torch.cuda.synchronize(device)
+            peaks.append(torch.cuda.max_memory_allocated(device) / 2**20)
         if step:  # the first step warms up
             times.append((time.perf_counter() - t) * 1e3)
-    return {"step_ms": statistics.median(times), "activation_mib": saved[0] / 2**20}
+    result = {"step_ms": statistics.median(times), "activation_mib": saved[0] / 2**20}
+    if cuda:
+        result["peak_mib"] = max(peaks)
+    return result
 
 
 ACCURACY_MODELS = ("yolov8n.yaml", "yolov8n-efficientrep.yaml", "yolov8n-efficientrep-qa.yaml")
@@ -280,32 +484,21 @@ def run_benchmark(
     }
     with tempfile.TemporaryDirectory() as tmp:
         entries = [_build(name, imgsz) for name in TQDM(models, desc="benchmark: build")]
-        with torch.no_grad():
-            for batch in (1, 8):
-                runners = {}
-                x = torch.zeros(batch, 3, imgsz, imgsz)
-                for e in entries:
-                    for form in ("_unfused", "_fused", "_single_path"):
-                        if form in e:
-                            runners[(e["model"], form, "torch")] = lambda m=e[form], x=x: m(x)
-                    runners[(e["model"], "_fused", "onnxruntime")] = _onnx_session(e["_fused"], batch, imgsz, Path(tmp))
-                rounds = repeats if batch == 1 else repeats_b8
-                timed = _timed_interleaved(runners, rounds, warmup, f"benchmark: batch {batch}")
-                for (name, form, engine), stats in timed.items():
-                    entry = next(e for e in entries if e["model"] == name)
-                    entry[f"{engine}{form}_b{batch}"] = stats
-        if cuda:
-            with torch.no_grad():
-                x = torch.zeros(1, 3, imgsz, imgsz, device="cuda", dtype=torch.half)
-                runners = {}
-                for e in entries:
-                    for form in ("_unfused", "_fused"):
-                        m = copy.deepcopy(e[form]).cuda().half()
-                        runners[(e["model"], form)] = lambda m=m, x=x: (m(x), torch.cuda.synchronize())
-                for (name, form), stats in _timed_interleaved(runners, repeats, warmup).items():
-                    next(e for e in entries if e["model"] == name)[f"cuda_fp16{form}_b1"] = stats
+        cpu = torch.device("cpu")
+        rounds = {1: repeats, 8: repeats_b8}
+
+        def onnxruntime(e: dict, batch: int) -> dict:
+            return {"onnxruntime_fused": _onnx_session(e["_fused"], batch, imgsz, Path(tmp))}
+
+        _time_forms(entries, cpu, torch.float32, imgsz, rounds, warmup, "torch", onnxruntime)
+        for e in TQDM(entries, desc="benchmark: conv layers"):
+            e["conv_density_onnxruntime_b1"] = conv_density(
+                e["_fused"], imgsz, Path(tmp), repeats, warmup, e["onnxruntime_fused_b1"]["median_ms"]
+            )
         for e in TQDM(entries, desc="benchmark: training step"):
-            e["train_b8"] = _train_step(e["_unfused"], 8, imgsz // 2, steps)
+            e["train_b8"] = _train_step(e["_unfused"], 8, imgsz // 2, steps, cpu)
+        if cuda:
+            _cuda(entries, imgsz, rounds, warmup, steps, Path(tmp))
         for e in entries:
             e["fused_speedup_torch_b1"] = e["torch_unfused_b1"]["median_ms"] / e["torch_fused_b1"]["median_ms"]
             e["gflops_per_s_onnxruntime_b1"] = e["fused_gflops"] / (e["onnxruntime_fused_b1"]["median_ms"] / 1e3)
@@ -313,9 +506,10 @@ def run_benchmark(
                 e["fused_vs_single_path_torch_b1"] = (
                     e["torch_fused_b1"]["median_ms"] / e["torch_single_path_b1"]["median_ms"]
                 )
-            for key in ("_unfused", "_fused", "_single_path"):
-                e.pop(key, None)
+            for key in [k for k in e if k.startswith("_")]:
+                e.pop(key)
             report["models"].append(e)
+        _versus_counterpart(report["models"])
         if accuracy:
             report["accuracy"] = _accuracy(quick, Path(tmp) / "runs")
     report["startup"] = _startup_ms(5 if quick else 20)
@@ -347,28 +541,68 @@ def _targets(report: dict) -> dict:
     return targets
 
 
+def _fmt(value: float | None, spec: str, suffix: str = "") -> str:
+    """A table cell: ``-`` for a value that does not apply."""
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:{spec}}{suffix}"
+
+
+def _row(*cells: str) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _median(entry: dict, key: str) -> float | None:
+    return entry.get(key, {}).get("median_ms")
+
+
 def _markdown(report: dict) -> str:
     m = report["machine"]
     s = report["settings"]
+    models = report["models"]
     lines = [
         f"Machine: {m['processor']}, {m['cpu_count']} CPUs ({m['torch_threads']} torch threads), torch {m['torch']}"
-        f"{', ' + m['cuda'] if m['cuda'] else ''}; {s['imgsz']} px; medians of {s['repeats_b1']} (batch 1) and "
+        f"{', ' + m['cuda'] if m['cuda'] else ', no GPU'}; {s['imgsz']} px; medians of {s['repeats_b1']} (batch 1) and "
         f"{s['repeats_b8']} (batch 8) interleaved rounds after warm-up.",
         "",
         "| model | GFLOPs (train / fused) | PyTorch b1 unfused / fused (ms) | fused speedup | single-path b1 (ms) | "
         "fused / single-path | ORT b1 / b8 (ms) | ORT GFLOP/s | train step b8 (ms) | activations (MiB) |",
         "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
-    for e in report["models"]:
-        single = e.get("torch_single_path_b1", {}).get("median_ms")
+    for e in models:
         lines.append(
-            f"| `{e['model']}` | {e['gflops']:.1f} / {e['fused_gflops']:.1f} | {e['torch_unfused_b1']['median_ms']:.1f}"
-            f" / {e['torch_fused_b1']['median_ms']:.1f} | {e['fused_speedup_torch_b1']:.2f}x | "
-            f"{'-' if single is None else f'{single:.1f}'} | "
-            f"{e.get('fused_vs_single_path_torch_b1', float('nan')):.3f} | {e['onnxruntime_fused_b1']['median_ms']:.1f}"
-            f" / {e['onnxruntime_fused_b8']['median_ms']:.1f} | {e['gflops_per_s_onnxruntime_b1']:.1f} | "
-            f"{e['train_b8']['step_ms']:.0f} | {e['train_b8']['activation_mib']:.0f} |"
+            _row(
+                f"`{e['model']}`",
+                f"{e['gflops']:.1f} / {e['fused_gflops']:.1f}",
+                f"{_median(e, 'torch_unfused_b1'):.1f} / {_median(e, 'torch_fused_b1'):.1f}",
+                f"{e['fused_speedup_torch_b1']:.2f}x",
+                _fmt(_median(e, "torch_single_path_b1"), ".1f"),
+                _fmt(e.get("fused_vs_single_path_torch_b1"), ".3f"),
+                f"{_median(e, 'onnxruntime_fused_b1'):.1f} / {_median(e, 'onnxruntime_fused_b8'):.1f}",
+                f"{e['gflops_per_s_onnxruntime_b1']:.1f}",
+                f"{e['train_b8']['step_ms']:.0f}",
+                f"{e['train_b8']['activation_mib']:.0f}",
+            )
         )
+    versus = [e for e in models if "train_b8" in e.get("versus_counterpart", {})]
+    if versus:
+        lines += [
+            "",
+            "Training cost against the stock YOLOv8 counterpart (ratios; batch 8, half the benchmark resolution):",
+            "",
+            "| model | vs | train step time | activation memory |"
+            + (" CUDA fp16 step time | CUDA peak memory |" if m["cuda"] else ""),
+            "|---|---|--:|--:|" + ("--:|--:|" if m["cuda"] else ""),
+        ]
+        for e in versus:
+            v = e["versus_counterpart"]
+            cells = [f"`{e['model']}`", f"`{v['model']}`"]
+            cells += [f"{v['train_b8'][k]:.2f}x" for k in ("step_ms", "activation_mib")]
+            if m["cuda"]:
+                c = v.get("train_b8_cuda_fp16", {})
+                cells += [_fmt(c.get(k), ".2f", "x") for k in ("step_ms", "peak_mib")]
+            lines.append(_row(*cells))
+    lines += _density_markdown(models)
+    if m["cuda"]:
+        lines += _cuda_markdown(models)
     if "accuracy" in report:
         a = report["accuracy"]
         lines += [
@@ -386,9 +620,72 @@ def _markdown(report: dict) -> str:
         "",
         "| target | measured |",
         "|---|--:|",
-        *(f"| {k} | {v:.3f} |" for k, v in report["targets"].items()),
+        *(f"| {k} | {_fmt(v, '.3f')} |" for k, v in report["targets"].items()),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _density_markdown(models: list[dict]) -> list[str]:
+    """Where ONNX Runtime's batch-1 time goes, per model: convolutions by kernel size, and everything else."""
+    rows = [e for e in models if "conv_density_onnxruntime_b1" in e]
+    if not rows:
+        return []
+    lines = [
+        "",
+        "Compute density in ONNX Runtime (batch 1): every convolution of the fused model timed alone with its shape in "
+        "the model, grouped by kernel size (GFLOPs, share of conv time, achieved GFLOP/s); the rest of the model's "
+        "latency is spent outside convolutions (activations, concatenation, upsampling, pooling, the head's decode).",
+        "",
+        "| model | 3x3 convs: GFLOPs / time share / GFLOP/s | 1x1 convs: GFLOPs / time share / GFLOP/s | "
+        "other convs: GFLOPs / GFLOP/s | conv time (ms) | outside convs (ms, share of latency) |",
+        "|---|--:|--:|--:|--:|--:|",
+    ]
+    for e in rows:
+        d = e["conv_density_onnxruntime_b1"]
+        share = {k: d[k]["ms"] / d["conv_ms"] if d["conv_ms"] > 0 else math.nan for k in ("3x3", "1x1")}
+        lines.append(
+            _row(
+                f"`{e['model']}`",
+                *(
+                    f"{d[k]['gflops']:.2f} / {share[k]:.0%} / {_fmt(d[k]['gflops_per_s'], '.0f')}"
+                    for k in ("3x3", "1x1")
+                ),
+                f"{d['other']['gflops']:.2f} / {_fmt(d['other']['gflops_per_s'], '.0f')}",
+                f"{d['conv_ms']:.1f}",
+                f"{_fmt(d.get('outside_conv_ms'), '.1f')} ({_fmt(d.get('outside_conv_share'), '.0%')})",
+            )
+        )
+    return lines
+
+
+def _cuda_markdown(models: list[dict]) -> list[str]:
+    lines = [
+        "",
+        "CUDA, fp16 (PyTorch; TensorRT through Ultralytics' `engine` export where TensorRT is installed):",
+        "",
+        "| model | PyTorch b1 unfused / fused (ms) | fused speedup | single-path b1 (ms) | PyTorch b8 fused (ms) | "
+        "TensorRT b1 / b8 (ms) | GFLOP/s PyTorch / TensorRT | train step b8 (ms) | peak memory (MiB) |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for e in models:
+        unfused, fused = _median(e, "cuda_fp16_unfused_b1"), _median(e, "cuda_fp16_fused_b1")
+        train = e.get("train_b8_cuda_fp16", {})
+        trt = (_fmt(_median(e, f"tensorrt_fp16_fused_b{b}"), ".2f") for b in (1, 8))
+        gflops_per_s = (_fmt(e.get(f"gflops_per_s_{k}_fp16_b1"), ".0f") for k in ("cuda", "tensorrt"))
+        lines.append(
+            _row(
+                f"`{e['model']}`",
+                f"{unfused:.2f} / {fused:.2f}",
+                f"{unfused / fused:.2f}x",
+                _fmt(_median(e, "cuda_fp16_single_path_b1"), ".2f"),
+                _fmt(_median(e, "cuda_fp16_fused_b8"), ".2f"),
+                " / ".join(trt),
+                " / ".join(gflops_per_s),
+                _fmt(train.get("step_ms"), ".0f"),
+                _fmt(train.get("peak_mib"), ".0f"),
+            )
+        )
+    return lines
 
 
 def _int8_markdown(int8: dict) -> list[str]:
