@@ -47,14 +47,14 @@ def test_quick_benchmark_report_has_every_field(tmp_path):
         ):
             assert set(entry[key]) == STATS and entry[key]["median_ms"] > 0
         assert entry["train_b8"]["step_ms"] > 0 and entry["train_b8"]["activation_mib"] > 0
-        density = entry["conv_density_onnxruntime_b1"]
-        assert density["3x3"]["layers"] > 0 and density["1x1"]["layers"] > 0
-        assert density["model_ms"] == entry["onnxruntime_fused_b1"]["median_ms"]
-        assert density["conv_ms"] == pytest.approx(sum(density[k]["ms"] for k in ("3x3", "1x1", "other")))
-        # the convolutions carry (nearly) all of Ultralytics' GFLOPs of the fused model (the rest: upsampling, pooling)
-        conv_gflops = sum(density[k]["gflops"] for k in ("3x3", "1x1", "other"))
+        profile = entry["profile_onnxruntime_b1"]
+        assert profile["3x3"]["nodes"] > 0 and profile["1x1"]["nodes"] > 0
+        node_ms = sum(profile[k]["ms"] for k in ("3x3", "1x1", "other"))
+        node_ms += profile["activation_ms"] + profile["layout_ms"] + profile["rest_ms"]
+        assert profile["total_ms"] == pytest.approx(node_ms) and 0 < profile["conv_share"] <= 1
+        # the conv nodes carry (nearly) all of Ultralytics' GFLOPs of the fused model (the rest: upsampling, pooling)
+        conv_gflops = sum(profile[k]["gflops"] for k in ("3x3", "1x1", "other"))
         assert conv_gflops == pytest.approx(entry["fused_gflops"], rel=0.03)  # both at the benchmark's 256 px
-    assert "torch_single_path_b1" in plugin and "fused_vs_single_path_torch_b1" in plugin
     versus = plugin["versus_counterpart"]
     assert versus["model"] == "yolov8n.yaml" and "versus_counterpart" not in stock
     assert versus["train_b8"]["step_ms"] == pytest.approx(plugin["train_b8"]["step_ms"] / stock["train_b8"]["step_ms"])
@@ -118,29 +118,32 @@ def test_benchmark_bad_arguments(arg):
     assert result.returncode != 0 and ("expected True or False" in result.stderr or "invalid argument" in result.stderr)
 
 
-def test_conv_density_counts_every_conv_once_per_occurrence(tmp_path):
-    from yolo_efficientrep.benchmark import conv_density
+def test_onnxruntime_profile_groups_nodes_and_counts_flops(tmp_path):
+    from yolo_efficientrep.benchmark import onnxruntime_profile
 
     model = nn.Sequential(
-        nn.Conv2d(3, 32, 3, 2, 1),  # 3x3 stride 2: 128 -> 64
+        nn.Conv2d(3, 32, 3, 2, 1),  # 3x3 stride 2: 64 -> 32
+        nn.ReLU(),  # fused into the conv by ONNX Runtime
         nn.Conv2d(32, 32, 1),
-        nn.Conv2d(32, 32, 1),  # identical to the previous one: timed once, counted twice
+        nn.SiLU(),  # a separate activation node
         nn.Conv2d(32, 32, 3, 1, 1, groups=2),
         nn.Conv2d(32, 16, 5, 1, 2),
-    )
-    d = conv_density(model, 128, tmp_path, repeats=3, warmup=1, model_ms=1000.0)
-    assert (d["3x3"]["layers"], d["1x1"]["layers"], d["other"]["layers"]) == (2, 2, 1)
-    hw = 64 * 64
+        nn.MaxPool2d(2),
+    ).eval()
+    d = onnxruntime_profile(model, 64, tmp_path, runs=2)
+    assert (d["3x3"]["nodes"], d["1x1"]["nodes"], d["other"]["nodes"]) == (2, 1, 1)
+    hw = 32 * 32
     expected = {
         "3x3": 2 * hw * 32 * 3 * 9 + 2 * hw * 32 * 16 * 9,
-        "1x1": 2 * (2 * hw * 32 * 32),
+        "1x1": 2 * hw * 32 * 32,
         "other": 2 * hw * 16 * 32 * 25,
     }
     for kind, flops in expected.items():
         assert d[kind]["gflops"] == pytest.approx(flops / 1e9, rel=1e-12)
         assert d[kind]["ms"] > 0 and d[kind]["gflops_per_s"] == pytest.approx(d[kind]["gflops"] / d[kind]["ms"] * 1e3)
-    assert 0 < d["call_overhead_ms"] < min(d[k]["ms"] for k in expected)
-    assert d["outside_conv_ms"] == pytest.approx(1000.0 - d["conv_ms"]) and d["outside_conv_share"] < 1
+    assert d["activation_ms"] > 0 and d["rest_ms"] > 0  # the SiLU; the max pool
+    conv_ms = sum(d[k]["ms"] for k in expected)
+    assert d["conv_share"] == pytest.approx(conv_ms / d["total_ms"])
 
 
 def test_device_timing_and_engine_runner_on_cpu(tmp_path):

@@ -233,71 +233,75 @@ def _cuda(entries: list[dict], imgsz: int, rounds: dict[int, int], warmup: int, 
         e["train_b8_cuda_fp16"] = _train_step(e["_unfused"], 8, imgsz, steps, device)
 
 
-def conv_density(
-    fused: nn.Module, imgsz: int, workdir: Path, repeats: int, warmup: int, model_ms: float | None = None
-) -> dict:
-    """Where ONNX Runtime spends a fused model's time: each of its convolutions timed alone, grouped by kernel size.
+ACTIVATION_OPS = frozenset({"Relu", "Sigmoid", "QuickGelu", "HardSigmoid", "HardSwish", "LeakyRelu", "Elu", "Gelu"})
+LAYOUT_OPS = frozenset({"ReorderInput", "ReorderOutput", "Transpose", "Reshape"})
 
-    Every ``nn.Conv2d`` of ``fused`` (batch 1, ``imgsz``) is exported on its own with the shape it has in the model and
-    timed in ONNX Runtime with the benchmark's session settings, less the fixed cost of a session call (timed on a
-    1-pixel conv, ``call_overhead_ms``); identical layers are timed once and counted as often as they occur.
 
-    Returns, per kernel class (``3x3``, ``1x1``, ``other``), the layers, GFLOPs (2 per multiply-add), summed latency and
-    achieved GFLOP/s; ``conv_ms`` their total and, given the whole model's latency ``model_ms``, ``outside_conv_ms``
-    (activations, concatenation, upsampling, pooling, the head's decode: the memory-bound rest).
+def onnxruntime_profile(fused: nn.Module, imgsz: int, workdir: Path, runs: int, name: str = "model") -> dict:
+    """Where ONNX Runtime spends a fused model's batch-1 time, per node, profiled inside the whole model.
+
+    The model is exported as for the latency measurement and run ``runs`` times (after one warm-up run) with ONNX
+    Runtime's profiler and the benchmark's session settings; each node's time is its median over the runs. Convolution
+    nodes (``Conv``, ``FusedConv``, ``ConvTranspose``: ONNX Runtime may fuse a ReLU into its conv, not a SiLU) are
+    grouped by kernel size with their GFLOPs (2 per multiply-add, from the node's weight and output shapes) and
+    achieved GFLOP/s; the other nodes are activations, layout changes (NCHW <-> blocked-channel reorders, reshapes)
+    and the rest (concatenation, split, pooling, upsampling, the head's decode), in milliseconds.
+
+    Returns:
+        (dict): ``3x3``, ``1x1``, ``other`` (conv groups: ``nodes``, ``gflops``, ``ms``, ``gflops_per_s``),
+        ``activation_ms``, ``layout_ms``, ``rest_ms``, ``total_ms`` (sum of node times) and ``conv_share``.
     """
-    records: list[tuple] = []
-    hooks = [
-        m.register_forward_hook(lambda mod, inp, out: records.append((mod, tuple(inp[0].shape), tuple(out.shape))))
-        for m in fused.modules()
-        if isinstance(m, nn.Conv2d)
-    ]
-    try:
-        with torch.no_grad():
-            fused.eval()(torch.zeros(1, 3, imgsz, imgsz))
-    finally:
-        for h in hooks:
-            h.remove()
-    layers: dict[tuple, dict] = {}
-    for mod, shape_in, shape_out in records:
-        key = (
-            mod.in_channels,
-            mod.out_channels,
-            mod.kernel_size,
-            mod.stride,
-            mod.padding,
-            mod.dilation,
-            mod.groups,
-            shape_in[2:],
-        )
-        kh, kw = mod.kernel_size
-        flops = 2 * math.prod(shape_out) * (mod.in_channels // mod.groups) * kh * kw
-        entry = layers.setdefault(
-            key, {"count": 0, "flops": flops, "kind": {(1, 1): "1x1", (3, 3): "3x3"}.get((kh, kw), "other")}
-        )
-        entry["count"] += 1
-    # a session call has a fixed cost that a layer inside the whole model does not pay: measured on a 1-pixel conv
-    runners = {"call": _onnx_session(nn.Conv2d(1, 1, 1).eval(), 1, 1, workdir, name="call", channels=1)}
-    for n, key in enumerate(layers):
-        c1, c2, k, s, p, d, g, hw = key
-        conv = nn.Conv2d(c1, c2, k, s, p, d, g, bias=True).eval()
-        runners[key] = _onnx_session(conv, 1, hw, workdir, name=f"conv{n}", channels=c1)
-    timed = _timed_interleaved(runners, repeats, warmup, "benchmark: conv layers")
-    call = timed.pop("call")["median_ms"]
-    out = {kind: {"layers": 0, "gflops": 0.0, "ms": 0.0} for kind in ("3x3", "1x1", "other")}
-    for key, entry in layers.items():
-        group = out[entry["kind"]]
-        group["layers"] += entry["count"]
-        group["gflops"] += entry["count"] * entry["flops"] / 1e9
-        group["ms"] += entry["count"] * max(timed[key]["median_ms"] - call, 0.0)
-    for group in out.values():
+    import onnxruntime as ort
+
+    file = workdir / f"{name}_profile.onnx"
+    x = torch.zeros(1, 3, imgsz, imgsz)
+    torch.onnx.export(fused, x, str(file), opset_version=17, input_names=["images"], dynamo=False)
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.enable_profiling = True
+    options.profile_file_prefix = str(workdir / f"{name}_profile")
+    session = ort.InferenceSession(str(file), options, providers=["CPUExecutionProvider"])
+    for _ in range(runs + 1):
+        session.run(None, {"images": x.numpy()})
+    events = json.loads(Path(session.end_profiling()).read_text())
+    durations: dict[str, list[float]] = {}
+    args: dict[str, dict] = {}
+    for event in events:
+        if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
+            durations.setdefault(event["name"], []).append(event["dur"] / 1e3)
+            args[event["name"]] = event["args"]
+    out = {kind: {"nodes": 0, "gflops": 0.0, "ms": 0.0} for kind in ("3x3", "1x1", "other")}
+    out.update(activation_ms=0.0, layout_ms=0.0, rest_ms=0.0)
+    for node, times in durations.items():
+        ms = statistics.median(times[1:] or times)  # the first run warms up
+        op = args[node].get("op_name", "")
+        if op in {"Conv", "FusedConv", "ConvTranspose"}:
+            weight = next(iter(args[node]["input_type_shape"][1].values()))
+            shape_in = next(iter(args[node]["input_type_shape"][0].values()))
+            shape_out = next(iter(args[node]["output_type_shape"][0].values()))
+            # multiply-adds: every weight once per output pixel (Conv) or per input pixel (ConvTranspose)
+            pixels = (
+                math.prod(shape_in[:1] + shape_in[2:])
+                if op == "ConvTranspose"
+                else math.prod(shape_out[:1] + shape_out[2:])
+            )
+            kind = {(1, 1): "1x1", (3, 3): "3x3"}.get(tuple(weight[-2:]), "other") if op != "ConvTranspose" else "other"
+            group = out[kind]
+            group["nodes"] += 1
+            group["gflops"] += 2 * pixels * math.prod(weight) / 1e9
+            group["ms"] += ms
+        elif op in ACTIVATION_OPS:
+            out["activation_ms"] += ms
+        elif op in LAYOUT_OPS:
+            out["layout_ms"] += ms
+        else:
+            out["rest_ms"] += ms
+    for kind in ("3x3", "1x1", "other"):
+        group = out[kind]
         group["gflops_per_s"] = group["gflops"] / (group["ms"] / 1e3) if group["ms"] > 0 else math.nan
-    out["conv_ms"] = sum(out[k]["ms"] for k in ("3x3", "1x1", "other"))
-    out["call_overhead_ms"] = call
-    if model_ms is not None:
-        out["model_ms"] = model_ms
-        out["outside_conv_ms"] = max(model_ms - out["conv_ms"], 0.0)
-        out["outside_conv_share"] = out["outside_conv_ms"] / model_ms
+    conv_ms = sum(out[k]["ms"] for k in ("3x3", "1x1", "other"))
+    out["total_ms"] = conv_ms + out["activation_ms"] + out["layout_ms"] + out["rest_ms"]
+    out["conv_share"] = conv_ms / out["total_ms"] if out["total_ms"] > 0 else math.nan
     return out
 
 
@@ -459,8 +463,8 @@ def run_benchmark(
     """
     from ultralytics.utils import TQDM
 
-    imgsz, repeats, warmup, steps = (256, 3, 1, 1) if quick else (640, 15, 3, 3)
-    repeats_b8 = 2 if quick else max(3, repeats // 3)  # batch 8 is 8x slower: fewer rounds
+    imgsz, repeats, warmup, steps = (256, 3, 1, 1) if quick else (640, 30, 3, 3)
+    repeats_b8 = 2 if quick else 5  # batch 8 is 8x slower: fewer rounds
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cuda = torch.cuda.is_available()
@@ -491,10 +495,8 @@ def run_benchmark(
             return {"onnxruntime_fused": _onnx_session(e["_fused"], batch, imgsz, Path(tmp))}
 
         _time_forms(entries, cpu, torch.float32, imgsz, rounds, warmup, "torch", onnxruntime)
-        for e in TQDM(entries, desc="benchmark: conv layers"):
-            e["conv_density_onnxruntime_b1"] = conv_density(
-                e["_fused"], imgsz, Path(tmp), repeats, warmup, e["onnxruntime_fused_b1"]["median_ms"]
-            )
+        for n, e in enumerate(TQDM(entries, desc="benchmark: ONNX Runtime profile")):
+            e["profile_onnxruntime_b1"] = onnxruntime_profile(e["_fused"], imgsz, Path(tmp), repeats, f"model{n}")
         for e in TQDM(entries, desc="benchmark: training step"):
             e["train_b8"] = _train_step(e["_unfused"], 8, imgsz // 2, steps, cpu)
         if cuda:
@@ -626,33 +628,32 @@ def _markdown(report: dict) -> str:
 
 
 def _density_markdown(models: list[dict]) -> list[str]:
-    """Where ONNX Runtime's batch-1 time goes, per model: convolutions by kernel size, and everything else."""
-    rows = [e for e in models if "conv_density_onnxruntime_b1" in e]
+    """Where ONNX Runtime's batch-1 time goes, per model: convolutions by kernel size, and the other nodes."""
+    rows = [e for e in models if "profile_onnxruntime_b1" in e]
     if not rows:
         return []
     lines = [
         "",
-        "Compute density in ONNX Runtime (batch 1): every convolution of the fused model timed alone with its shape in "
-        "the model, grouped by kernel size (GFLOPs, share of conv time, achieved GFLOP/s); the rest of the model's "
-        "latency is spent outside convolutions (activations, concatenation, upsampling, pooling, the head's decode).",
+        "Compute density in ONNX Runtime, batch 1, from its profiler (each node's median time inside the whole fused "
+        "model): convolutions by kernel size (GFLOPs / ms / achieved GFLOP/s), their share of the node time, and the "
+        "time in activations not fused into a conv (SiLU), layout reorders and the other nodes (concat, split, "
+        "pooling, upsampling, the head's decode).",
         "",
-        "| model | 3x3 convs: GFLOPs / time share / GFLOP/s | 1x1 convs: GFLOPs / time share / GFLOP/s | "
-        "other convs: GFLOPs / GFLOP/s | conv time (ms) | outside convs (ms, share of latency) |",
-        "|---|--:|--:|--:|--:|--:|",
+        "| model | 3x3 convs | 1x1 convs | conv share | activations (ms) | layout (ms) | other nodes (ms) | "
+        "node total (ms) |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for e in rows:
-        d = e["conv_density_onnxruntime_b1"]
-        share = {k: d[k]["ms"] / d["conv_ms"] if d["conv_ms"] > 0 else math.nan for k in ("3x3", "1x1")}
+        d = e["profile_onnxruntime_b1"]
+        groups = (
+            f"{d[k]['gflops']:.2f} / {d[k]['ms']:.1f} / {_fmt(d[k]['gflops_per_s'], '.0f')}" for k in ("3x3", "1x1")
+        )
         lines.append(
             _row(
                 f"`{e['model']}`",
-                *(
-                    f"{d[k]['gflops']:.2f} / {share[k]:.0%} / {_fmt(d[k]['gflops_per_s'], '.0f')}"
-                    for k in ("3x3", "1x1")
-                ),
-                f"{d['other']['gflops']:.2f} / {_fmt(d['other']['gflops_per_s'], '.0f')}",
-                f"{d['conv_ms']:.1f}",
-                f"{_fmt(d.get('outside_conv_ms'), '.1f')} ({_fmt(d.get('outside_conv_share'), '.0%')})",
+                *groups,
+                f"{d['conv_share']:.0%}",
+                *(f"{d[k]:.1f}" for k in ("activation_ms", "layout_ms", "rest_ms", "total_ms")),
             )
         )
     return lines

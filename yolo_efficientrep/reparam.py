@@ -53,10 +53,16 @@ def identity_kernel(like: torch.Tensor) -> torch.Tensor:
     Returns:
         (torch.Tensor): The identity kernel.
     """
+    taps = like.new_zeros(like.shape[-2:])
+    taps[like.shape[-2] // 2, like.shape[-1] // 2] = 1.0
+    return _own_channel_kernel(like, taps)
+
+
+def _own_channel_kernel(like: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
+    """A kernel shaped like ``like`` that applies ``taps`` (k x k) from each output channel's own input channel only."""
     kernel = torch.zeros_like(like)
-    c2, c1_per_group, k, _ = kernel.shape
-    channels = torch.arange(c2, device=kernel.device)
-    kernel[channels, channels % c1_per_group, k // 2, k // 2] = 1.0
+    channels = torch.arange(kernel.shape[0], device=kernel.device)
+    kernel[channels, channels % kernel.shape[1]] = taps
     return kernel
 
 
@@ -72,11 +78,7 @@ def avg_pool_kernel(like: torch.Tensor) -> torch.Tensor:
     Returns:
         (torch.Tensor): The averaging kernel.
     """
-    kernel = torch.zeros_like(like)
-    c2, c1_per_group, kh, kw = kernel.shape
-    channels = torch.arange(c2, device=kernel.device)
-    kernel[channels, channels % c1_per_group] = 1.0 / (kh * kw)
-    return kernel
+    return _own_channel_kernel(like, like.new_full(like.shape[-2:], 1.0 / like.shape[-2:].numel()))
 
 
 def bias_batchnorm(bias: torch.Tensor, eps: float = 1e-3) -> nn.BatchNorm2d:
