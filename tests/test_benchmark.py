@@ -176,3 +176,19 @@ def test_device_timing_and_engine_runner_on_cpu(tmp_path):
     assert (tmp_path / "yolov8n-efficientrep_b1.onnx").is_file() and not hasattr(wrapper.model, "pt_path")
     step = _train_step(wrapper.model, 2, 64, 1)
     assert step["step_ms"] > 0 and step["activation_mib"] > 0 and "peak_mib" not in step
+
+
+def test_committed_report_is_generated_from_its_json_and_shown_in_the_readme():
+    """docs/benchmarks/report.md and the README's benchmark section are the code's rendering of report.json."""
+    from conftest import REPO
+
+    from yolo_efficientrep.benchmark import _markdown
+    from yolo_efficientrep.zoo import update_readme
+
+    report = json.loads((REPO / "docs" / "benchmarks" / "report.json").read_text())
+    markdown = _markdown(report)
+    assert (REPO / "docs" / "benchmarks" / "report.md").read_text() == markdown
+    readme = REPO / "README.md"
+    assert update_readme(readme, {"benchmark": markdown.rstrip("\n")}) == readme.read_text()
+    assert report["settings"]["quick"] is False and report["settings"]["imgsz"] == 640
+    assert set(report["targets"]) >= {"fused_speedup_torch_b1 >= 1.5", "startup_difference_ms <= 5"}
