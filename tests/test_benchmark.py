@@ -171,9 +171,10 @@ def test_device_timing_and_engine_runner_on_cpu(tmp_path):
     assert calls == [1, 1, 1, 8, 8]  # warm-up, then one call per round
     assert next(entry["_fused"].parameters()).dtype == torch.float32  # timed on a copy: the entry is untouched
 
-    run = _engine_runner(wrapper, "onnx", 1, 64, torch.device("cpu"), False, tmp_path)
+    # TorchScript stands in for TensorRT: the same export + AutoBackend path, and every supported Ultralytics exports it
+    run = _engine_runner(wrapper, "torchscript", 1, 64, torch.device("cpu"), False, tmp_path)
     run()
-    assert (tmp_path / "yolov8n-efficientrep_b1.onnx").is_file() and not hasattr(wrapper.model, "pt_path")
+    assert (tmp_path / "yolov8n-efficientrep_b1.torchscript").is_file() and not hasattr(wrapper.model, "pt_path")
     step = _train_step(wrapper.model, 2, 64, 1)
     assert step["step_ms"] > 0 and step["activation_mib"] > 0 and "peak_mib" not in step
 
