@@ -93,24 +93,27 @@ def _build(name: str, imgsz: int) -> dict:
     return entry
 
 
-def _onnx_session(
-    model: nn.Module,
-    batch: int,
-    imgsz: int | tuple[int, int],
-    workdir: Path,
-    name: str | None = None,
-    channels: int = 3,
-):
-    """Export ``model`` to ONNX (legacy exporter, opset 17) and return a runner of it on ONNX Runtime's CPU provider."""
+def _ort_session(model: nn.Module, x: torch.Tensor, file: Path, profile: bool = False):
+    """Export ``model`` to ``file`` (legacy exporter, opset 17) and open it on ONNX Runtime's CPU provider.
+
+    Every ONNX Runtime measurement of the benchmark uses these settings (all graph optimizations); ``profile`` turns
+    on ONNX Runtime's per-node profiler, writing beside ``file``.
+    """
     import onnxruntime as ort
 
-    file = workdir / f"{name or f'm{id(model)}'}_{batch}.onnx"
-    h, w = (imgsz, imgsz) if isinstance(imgsz, int) else imgsz
-    x = torch.zeros(batch, channels, h, w)
     torch.onnx.export(model, x, str(file), opset_version=17, input_names=["images"], dynamo=False)
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    session = ort.InferenceSession(str(file), options, providers=["CPUExecutionProvider"])
+    if profile:
+        options.enable_profiling = True
+        options.profile_file_prefix = str(file.with_suffix(""))
+    return ort.InferenceSession(str(file), options, providers=["CPUExecutionProvider"])
+
+
+def _onnx_session(model: nn.Module, batch: int, imgsz: int, workdir: Path):
+    """A runner of ``model`` exported to ONNX and run by ONNX Runtime on a zero batch."""
+    x = torch.zeros(batch, 3, imgsz, imgsz)
+    session = _ort_session(model, x, workdir / f"m{id(model)}_{batch}.onnx")
     feed = {"images": x.numpy()}
     return lambda: session.run(None, feed)
 
@@ -251,16 +254,8 @@ def onnxruntime_profile(fused: nn.Module, imgsz: int, workdir: Path, runs: int, 
         (dict): ``3x3``, ``1x1``, ``other`` (conv groups: ``nodes``, ``gflops``, ``ms``, ``gflops_per_s``),
         ``activation_ms``, ``layout_ms``, ``rest_ms``, ``total_ms`` (sum of node times) and ``conv_share``.
     """
-    import onnxruntime as ort
-
-    file = workdir / f"{name}_profile.onnx"
     x = torch.zeros(1, 3, imgsz, imgsz)
-    torch.onnx.export(fused, x, str(file), opset_version=17, input_names=["images"], dynamo=False)
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.enable_profiling = True
-    options.profile_file_prefix = str(workdir / f"{name}_profile")
-    session = ort.InferenceSession(str(file), options, providers=["CPUExecutionProvider"])
+    session = _ort_session(fused, x, workdir / f"{name}_profile.onnx", profile=True)
     for _ in range(runs + 1):
         session.run(None, {"images": x.numpy()})
     events = json.loads(Path(session.end_profiling()).read_text())
