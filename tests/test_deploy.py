@@ -454,3 +454,35 @@ def test_restricted_loading_accepts_deploy_checkpoints_without_the_plugin(tmp_pa
         pytest.skip("this Ultralytics has no opt-in restricted loading (ULTRALYTICS_SAFE_LOAD)")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "LOADED DetectionModel (1, 7, 84)" in result.stdout
+
+
+def test_deploy_never_replaces_an_existing_file_and_checks_out_before_converting(tmp_path, monkeypatch):
+    src = _checkpoint("yolov8-efficientrep", tmp_path / "last.pt")
+    (tmp_path / "best.pt").write_text("my notes")
+    (tmp_path / "folder.pt").mkdir()
+    (tmp_path / "file").write_text("x")
+    from yolo_efficientrep import deployment as deploy_module
+
+    converted = []
+    real_to_stock = deploy_module.to_stock
+    monkeypatch.setattr(deploy_module, "to_stock", lambda m: converted.append(m) or real_to_stock(m))
+    cases = [
+        (tmp_path / "best.pt", r"out='.*best\.pt' already exists; choose another path or pass overwrite=True"),
+        (tmp_path / "folder.pt", r"out='.*folder\.pt' is a folder"),
+        (tmp_path / "file" / "sub" / "x.pt", r"'.*file' is a file, not a folder"),
+    ]
+    for out, message in cases:
+        with pytest.raises(DeployError, match=message + r".*nothing was written"):
+            deploy(src, out=out)
+    real_access = deploy_module.os.access  # root may write anywhere, so the read-only folder is simulated
+    monkeypatch.setattr(deploy_module.os, "access", lambda p, mode: Path(p) != tmp_path / "ro" and real_access(p, mode))
+    (tmp_path / "ro").mkdir()
+    with pytest.raises(DeployError, match=r"folder '.*ro' is not writable \(nothing was written\)"):
+        deploy(src, out=tmp_path / "ro" / "edge.pt")
+    assert converted == []  # every refusal came before the conversion
+    assert (tmp_path / "best.pt").read_text() == "my notes"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "file", "folder.pt", "last.pt", "ro"]
+    assert list((tmp_path / "ro").iterdir()) == [] and list((tmp_path / "folder.pt").iterdir()) == []
+
+    assert deploy(src, out=tmp_path / "best.pt", overwrite=True) == tmp_path / "best.pt"
+    assert "deploy" in torch.load(tmp_path / "best.pt", weights_only=False) and len(converted) == 1

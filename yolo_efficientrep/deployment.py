@@ -34,6 +34,7 @@ to the integration layer; the blocks know nothing of it.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import pickle
@@ -414,8 +415,35 @@ _plugin_free_pickle.load = pickle.load
 _plugin_free_pickle.__name__ = "pickle"
 
 
+def _check_out(dst: Path, overwrite: bool) -> None:
+    """Refuse an output path that cannot or must not be written, before any work is done.
+
+    Raises:
+        DeployError: ``dst`` exists (and ``overwrite`` is off) or is a folder, an ancestor is a file, or the folder it
+            would be written in is not writable.
+    """
+    if dst.is_dir():
+        raise DeployError(f"out='{dst}' is a folder; give a file path ending in .pt (nothing was written)")
+    if dst.exists() and not overwrite:
+        raise DeployError(
+            f"out='{dst}' already exists; choose another path or pass overwrite=True to replace it (nothing was written)"
+        )
+    folder = dst.parent
+    while not folder.exists() and folder != folder.parent:  # missing folders are created when writing
+        folder = folder.parent
+    if not folder.is_dir():
+        raise DeployError(f"out='{dst}': '{folder}' is a file, not a folder (nothing was written)")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise DeployError(f"out='{dst}': folder '{folder}' is not writable (nothing was written)")
+
+
 def deploy(
-    weights: str | Path, out: str | Path | None = None, half: bool = False, imgsz: int = 128, verbose: bool = True
+    weights: str | Path,
+    out: str | Path | None = None,
+    half: bool = False,
+    imgsz: int = 128,
+    verbose: bool = True,
+    overwrite: bool = False,
 ) -> Path:
     """Write a copy of a plugin checkpoint that stock Ultralytics loads without the plugin installed.
 
@@ -432,14 +460,16 @@ def deploy(
             outputs then drift from the plugin model by float16 rounding; the drift is measured and recorded.
         imgsz (int): Input size of the output check.
         verbose (bool): Log what was written and the measured errors.
+        overwrite (bool): Replace an existing ``out`` file; without it an existing file is refused.
 
     Returns:
         (Path): The written checkpoint.
 
     Raises:
         FileNotFoundError: ``weights`` does not exist.
-        DeployError: Not an Ultralytics checkpoint, a block without an exact stock form, a failed output check, or
-            ``out`` equal to ``weights``; nothing is written.
+        DeployError: Not an Ultralytics checkpoint, a block without an exact stock form, a failed output check,
+            ``out`` equal to ``weights``, an existing ``out`` without ``overwrite``, or an ``out`` that cannot be
+            written (a folder, a file as its parent, a read-only folder); nothing is written.
 
     Examples:
         >>> path = deploy("runs/detect/train/weights/best.pt")  # -> runs/detect/train/weights/best-deploy.pt
@@ -459,6 +489,7 @@ def deploy(
         raise DeployError(f"out='{dst}' must end in .pt: Ultralytics picks how to load a model from its suffix")
     if dst.resolve() == src.resolve():
         raise DeployError(f"out='{dst}' is the input checkpoint; choose another path (nothing was written)")
+    _check_out(dst, overwrite)
 
     ckpt, _ = torch_safe_load(str(src))
     source = (ckpt.get("ema") or ckpt.get("model")) if isinstance(ckpt, dict) else None
@@ -493,6 +524,7 @@ def deploy(
     result.update(
         model=stock, ema=None, optimizer=None, updates=None, epoch=-1, date=datetime.now().isoformat(), deploy=record
     )
+    _check_out(dst, overwrite)  # again: the conversion took a while
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
     try:
@@ -500,7 +532,8 @@ def deploy(
         torch.load(tmp, map_location="cpu", weights_only=False, pickle_module=_plugin_free_pickle)
         os.replace(tmp, dst)
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # a failed cleanup must not hide the error that caused it
+            tmp.unlink(missing_ok=True)
     if verbose:
         drift = f", float16 storage drift {record['float16_rel_drift']:.1e}" if half else ""
         LOGGER.info(
