@@ -18,6 +18,9 @@
    loading (``ULTRALYTICS_SAFE_LOAD=1``).
 5. It wraps ``check_requirements`` only to log which extra to install when an export dependency is missing and
    Ultralytics cannot install it (offline or AutoInstall off).
+6. It wraps ``BaseModel.load`` (how training and ``YOLO(...).load()`` transfer weights) to refuse weights that cannot
+   be trained from: a fused plugin model, or a ``deploy`` checkpoint (``NotTrainableError``). Either would transfer
+   only a few tensors and train silently from scratch.
 
 Fusing needs no patch: ``RepVGGBlock`` and ``SimConv`` subclass ``RepConv`` and ``Conv``, which Ultralytics'
 ``model.fuse()`` already handles. Supported Ultralytics versions: ``>=8.1, <8.5``.
@@ -47,6 +50,7 @@ __all__ = (
     "SUPPORTED_ULTRALYTICS",
     "BLOCKS",
     "ModelConfigError",
+    "NotTrainableError",
     "RegistrationError",
     "UnknownModuleError",
     "UnsupportedVersionError",
@@ -68,6 +72,10 @@ class UnknownModuleError(ModelConfigError, KeyError):
     """A model YAML names a module that neither Ultralytics nor the plugin provides (a ``KeyError``, like stock)."""
 
     __str__ = Exception.__str__  # KeyError would print the message quoted
+
+
+class NotTrainableError(ValueError):
+    """Weights to train from that would not transfer: a fused plugin model or a ``deploy`` checkpoint."""
 
 
 class RegistrationError(RuntimeError):
@@ -96,7 +104,7 @@ def check_ultralytics_version() -> str:
 # Fail fast with the supported range before the blocks import anything from Ultralytics.
 check_ultralytics_version()
 
-from . import blocks  # noqa: E402
+from . import blocks, heads  # noqa: E402
 from .data import GENERATED_FOLDERS, generate_shapes  # noqa: E402
 from .resources import find_yaml, yaml_names  # noqa: E402
 
@@ -115,8 +123,10 @@ BLOCKS: dict[str, tuple[type[nn.Module], str]] = {
     "RepBlock": (blocks.RepBlock, "repeat"),
     "BepC3": (blocks.BepC3, "repeat"),
     "BiFusion": (blocks.BiFusion, "multi"),
+    "EffiDeHead": (heads.EffiDeHead, "head"),
 }
-_STAND_IN = {"single": "Conv", "repeat": "C3", "multi": "Conv"}
+# "head" rows ([P3, P4, P5] -> (nc, *args, ch=[c of each input])) stand in as Detect, which Ultralytics feeds its own way
+_STAND_IN = {"single": "Conv", "repeat": "C3", "multi": "Conv", "head": "Detect"}
 
 
 def _tasks():
@@ -172,6 +182,8 @@ def register() -> None:
         tasks.parse_model = _wrap_parse_model(tasks.parse_model)
     for module_name, attr, factory in _WRAPPED_FUNCTIONS:
         _wrap_everywhere(module_name, attr, factory)
+    if not _is_ours(tasks.BaseModel.load):
+        tasks.BaseModel.load = _wrap_load(tasks.BaseModel.load)
     _set_safe_globals(add=True)
 
 
@@ -184,6 +196,8 @@ def unregister() -> None:
         for name, (cls, _) in BLOCKS.items():
             if _same_class(tasks.__dict__.get(name), cls):
                 delattr(tasks, name)
+        if _is_ours(tasks.BaseModel.load):
+            tasks.BaseModel.load = tasks.BaseModel.load.__wrapped__
     _set_safe_globals(add=False)
     for module_name, attr, _ in _WRAPPED_FUNCTIONS:
         _unwrap_everywhere(module_name, attr)
@@ -323,11 +337,75 @@ def _wrap_check_requirements(original):
     return check_requirements
 
 
+def _wrap_guess_model_task(original):
+    """Tell Ultralytics that a model config ending in a plugin head (``EffiDeHead``) is a detection model.
+
+    Stock Ultralytics guesses the task of a config from its last module's name ("detect" in it); a built model is
+    recognised by ``isinstance(head, Detect)``, which the plugin heads already satisfy.
+    """
+
+    @functools.wraps(original)
+    def guess_model_task(model, *args, **kwargs):
+        cfg = model if isinstance(model, dict) else None
+        if cfg is None and isinstance(model, (str, Path)) and Path(model).suffix in {".yaml", ".yml"}:
+            with contextlib.suppress(Exception):
+                cfg = sys.modules[original.__module__].yaml_model_load(model)
+        with contextlib.suppress(Exception):
+            if BLOCKS[cfg["head"][-1][-2]][1] == "head":
+                return "detect"
+        return original(model, *args, **kwargs)
+
+    return guess_model_task
+
+
+def _untrainable(model: Any) -> str | None:
+    """Why ``model`` cannot be trained from (``None`` when it can): fused plugin blocks, or a deploy checkpoint."""
+    if not isinstance(model, nn.Module):
+        return None
+    units = (blocks.RepVGGBlock, blocks.SimConv)  # the QARepVGG blocks subclass RepVGGBlock
+    fused = [name for name, m in model.named_modules() if isinstance(m, units) and m.fused]
+    if fused:
+        return (
+            f"the model is fused: its rep blocks were collapsed into single convs by fuse() ({len(fused)} of them, "
+            f"e.g. {fused[0]}), so almost no tensor would transfer and training would silently start from scratch. "
+            "Train from the unfused checkpoint that training wrote (last.pt / best.pt); note that predict and val "
+            "fuse a model in memory, so load the checkpoint again, e.g. YOLO('best.pt'), before training"
+        )
+    cfg = getattr(model, "yaml", None)
+    rows = [*cfg.get("backbone", []), *cfg.get("head", [])] if isinstance(cfg, dict) else []
+    names = {row[2] for row in rows if isinstance(row, (list, tuple)) and len(row) == 4 and isinstance(row[2], str)}
+    ours = tuple(cls for cls, _ in BLOCKS.values())
+    if names & set(BLOCKS) and not any(isinstance(m, ours) for m in model.modules()):
+        return (
+            "these weights come from a yolo-efficientrep deploy checkpoint: its YAML names plugin blocks but its "
+            "layers were rewritten as fused stock modules for inference, so almost no tensor would transfer and "
+            "training would silently start from scratch. Deploy checkpoints are for predict, val and export; train "
+            "from the training checkpoint it was made from"
+        )
+    return None
+
+
+def _wrap_load(original):
+    """Refuse to transfer weights that would not transfer (see ``_untrainable``)."""
+
+    @functools.wraps(original)
+    def load(self, weights, *args, **kwargs):
+        source = (weights.get("ema") or weights.get("model")) if isinstance(weights, dict) else weights
+        problem = _untrainable(source)
+        if problem:
+            raise NotTrainableError(f"yolo-efficientrep: cannot train from or load these weights: {problem}")
+        return original(self, weights, *args, **kwargs)
+
+    setattr(load, _MARK, True)
+    return load
+
+
 # (module, function, wrapper factory): what register() wraps and unregister() restores
 _WRAPPED_FUNCTIONS = (
     ("ultralytics.utils.checks", "check_file", _wrap_check_file),
     ("ultralytics.utils.checks", "check_requirements", _wrap_check_requirements),
     ("ultralytics.data.utils", "check_cls_dataset", _wrap_check_cls_dataset),
+    ("ultralytics.nn.tasks", "guess_model_task", _wrap_guess_model_task),
 )
 
 
@@ -371,6 +449,14 @@ class _PluginRow:
 
     def stand_in(self) -> list[Any]:
         """Return the stock row Ultralytics builds in this row's place."""
+        if self.kind == "head":
+            if not isinstance(self.f, list) or not self.f:
+                raise self.error(f"'from' must be a list of input layers, e.g. [15, 18, 21], got {self.f!r}")
+            if self.n != 1:
+                raise self.error(f"repeats must be 1 for a detection head, got {self.n}")
+            if not self.args:
+                raise self.error("the first argument must be the number of classes, e.g. nc")
+            return [self.f, 1, _STAND_IN["head"], [self.args[0]]]
         if not self.args or isinstance(self.args[0], bool) or not isinstance(self.args[0], (int, float)):
             raise self.error("the first argument must be the output channels c2, a number")
         multi = self.kind == "multi"
@@ -396,7 +482,9 @@ class _PluginRow:
     ) -> tuple[nn.Module, list[Any]]:
         """Build the plugin block with the channels and repeats Ultralytics resolved for the stand-in."""
         copies = 1
-        if self.kind == "repeat":
+        if self.kind == "head":
+            lead = [stand_in.nc]
+        elif self.kind == "repeat":
             c1, c2, n = stand_in.cv1.conv.in_channels, stand_in.cv3.conv.out_channels, len(stand_in.m)
             lead = [c1, c2, n]
         else:
@@ -410,6 +498,8 @@ class _PluginRow:
         kwargs = {k: self._keyword(k, v, scale, scales) for k, v in kwargs.items()}
         extra = [_resolve_arg(a) for a in extra]
         args = [*lead, *extra]
+        if self.kind == "head":  # the input channels, as Ultralytics hands them to Detect
+            kwargs["ch"] = [branch[0].conv.in_channels for branch in stand_in.cv2]
         signature = inspect.signature(self.cls)
         try:
             bound = signature.bind(*args, **kwargs)
