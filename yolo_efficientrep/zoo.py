@@ -21,7 +21,6 @@ __all__ = (
     "CheckResult",
     "ModelStats",
     "check_model",
-    "effidehead_cost",
     "measure",
     "model_stats",
     "render_tables",
@@ -45,13 +44,13 @@ MODEL_FAMILIES = (
 )
 STOCK_FAMILIES = ("yolov8", "yolov6")
 
-# YOLOv6 v3.0 as published (README of meituan/YOLOv6, deployed models, 640): params (M), GFLOPs, and the EffiDeHead
-# it was measured with: channels per level and whether it is the N/S distillation head (DFL + lrtb branches).
+# YOLOv6 v3.0 (meituan/YOLOv6 README, 640): parameters of the deployed (fused) models as YOLOv6's own code counts them
+# (its README rounds them to 4.7 / 18.5 / 34.9 / 59.6 M) and the published GFLOPs.
 YOLOV6_V3 = {
-    "n": {"family": "yolov6-efficientrep", "params": 4.7, "gflops": 11.4, "channels": (32, 64, 128), "ns_head": True},
-    "s": {"family": "yolov6-efficientrep", "params": 18.5, "gflops": 45.3, "channels": (64, 128, 256), "ns_head": True},
-    "m": {"family": "yolov6-cspbep", "params": 34.9, "gflops": 85.8, "channels": (96, 192, 384), "ns_head": False},
-    "l": {"family": "yolov6-cspbep", "params": 59.6, "gflops": 150.7, "channels": (128, 256, 512), "ns_head": False},
+    "n": {"family": "yolov6-efficientrep", "params": 4.65e6, "gflops": 11.4},
+    "s": {"family": "yolov6-efficientrep", "params": 18.54e6, "gflops": 45.3},
+    "m": {"family": "yolov6-cspbep", "params": 34.86e6, "gflops": 85.8},
+    "l": {"family": "yolov6-cspbep", "params": 59.61e6, "gflops": 150.7},
 }
 
 
@@ -92,59 +91,24 @@ def model_stats(name: str, imgsz: int = 640) -> ModelStats:
     return ModelStats(name, wrapper.task, *trained, *fused)
 
 
-def effidehead_cost(channels: tuple[int, ...], ns_head: bool, nc: int = 80, imgsz: int = 640) -> tuple[int, float]:
-    """Parameters and GFLOPs of YOLOv6 v3's deployed EffiDeHead, from its definition.
-
-    Per level of c channels: a 1x1 stem and 3x3 cls/reg convs (conv+BN+SiLU, BN folded into a bias), a 1x1 class
-    predictor and a 1x1 DFL box predictor (4 x (16 + 1) outputs); the N/S distillation head adds a 1x1 4-output box
-    predictor. FLOPs count 2 per multiply-accumulate of the convolutions, like the published numbers.
-    """
-    params, flops = 0, 0
-    for c, stride in zip(channels, (8, 16, 32)):
-        outputs = nc + 4 * 17 + (4 if ns_head else 0)
-        weights = c * c + 2 * 9 * c * c + c * outputs
-        params += weights + 3 * c + outputs
-        flops += 2 * weights * (imgsz // stride) ** 2
-    return params, flops / 1e9
-
-
-def _backbone_neck_cost(model: nn.Module, imgsz: int = 640) -> tuple[int, float]:
-    """Parameters and GFLOPs of everything but the head of a fused Ultralytics model."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    layers, head = list(model.model)[:-1], model.model[-1]
-    params = sum(p.numel() for m in layers for p in m.parameters())
-    outputs, x = [], torch.zeros(1, 3, imgsz, imgsz)
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        for m in layers:
-            if m.f != -1:
-                x = outputs[m.f] if isinstance(m.f, int) else [x if j == -1 else outputs[j] for j in m.f]
-            x = m(x)
-            outputs.append(x)
-    assert all(j < len(layers) for j in ([head.f] if isinstance(head.f, int) else head.f))
-    return params, counter.get_total_flops() / 1e9
-
-
 def yolov6_comparison(imgsz: int = 640) -> list[dict]:
-    """Compare each fused yolov6-* model's backbone+neck with the official YOLOv6 v3 model minus its head."""
+    """Compare each whole fused yolov6-* model (backbone, neck and EffiDeHead) with the official YOLOv6 v3 model."""
     from ultralytics import YOLO
 
     rows = []
     for scale, ref in YOLOV6_V3.items():
-        model = YOLO(scaled_name(ref["family"], scale)).model.fuse(verbose=False).eval()
-        params, gflops = _backbone_neck_cost(model, imgsz)
-        head_params, head_gflops = effidehead_cost(ref["channels"], ref["ns_head"], imgsz=imgsz)
-        official_params, official_gflops = ref["params"] * 1e6 - head_params, ref["gflops"] - head_gflops
+        name = scaled_name(ref["family"], scale)
+        _, params, gflops = measure(YOLO(name).model.fuse(verbose=False), imgsz)
         rows.append(
             {
                 "model": f"YOLOv6-{scale.upper()} v3.0",
-                "yaml": scaled_name(ref["family"], scale),
-                "official_params": official_params,
-                "official_gflops": official_gflops,
+                "yaml": name,
+                "official_params": ref["params"],
+                "official_gflops": ref["gflops"],
                 "params": params,
                 "gflops": gflops,
-                "params_ratio": params / official_params,
-                "gflops_ratio": gflops / official_gflops,
+                "params_ratio": params / ref["params"],
+                "gflops_ratio": gflops / ref["gflops"],
             }
         )
     return rows
