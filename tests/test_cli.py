@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
-from conftest import bin_path, run
+import torch
+from conftest import bin_path, run, run_python
 
 from yolo_efficientrep import zoo
 
@@ -97,3 +99,103 @@ def test_deploy_reports_a_missing_checkpoint_and_argument(tmp_path):
 def test_quantize_bad_arguments(args, message):
     result = _cli("quantize", *args)
     assert result.returncode != 0 and message in result.stderr
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Failures: one clear line on stderr, exit 1, nothing half-written (tracker issue 13)
+
+
+def _one_line_failure(result, message):
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert message in lines[0], lines[0]
+    return lines[0]
+
+
+def test_failures_are_one_line_with_exit_1(tmp_path):
+    from ultralytics import YOLO
+
+    YOLO("yolov8n-efficientrep.yaml").save(tmp_path / "last.pt")
+    data = (tmp_path / "last.pt").read_bytes()
+    (tmp_path / "truncated.pt").write_bytes(data[: len(data) // 2])
+    (tmp_path / "garbage.pt").write_text("not a checkpoint")
+    bad = "nc: 3\nbackbone:\n  - [-1, 1, RepBlock, [wide]]\nhead:\n  - [[-1], 1, Detect, [nc]]\n"
+    (tmp_path / "yolov8-bad.yaml").write_text(bad)
+    unreadable = "cannot be read as a PyTorch checkpoint"
+    truncated = tmp_path / "truncated.pt"
+    cases = [
+        (["deploy", f"model={truncated}"], f"yolo-efficientrep deploy: '{truncated}' {unreadable}"),
+        (["deploy", f"model={tmp_path / 'garbage.pt'}"], "the file is truncated, damaged or not a .pt file"),
+        (
+            ["quantize", f"model={truncated}", "data=shapes.yaml"],
+            f"yolo-efficientrep quantize: '{truncated}' {unreadable}",
+        ),
+        (["info", f"model={tmp_path / 'yolov8-bad.yaml'}"], "info: model YAML layer 0 (RepBlock, row"),
+        (["info", "model=yolov8n-efficientrp.yaml"], "Did you mean yolov8-efficientrep.yaml"),
+        (["info", "model=yolov8q-efficientrep.yaml"], "'q' is not one of the scales of yolov8-efficientrep.yaml"),
+        (["info", "model=yolov8n.yaml", "imgsz=abc"], "yolo-efficientrep info: imgsz: expected an integer, got 'abc'"),
+        (["info", "model=yolov8n.yaml", "imgsz=640,480"], "imgsz: expected one integer (the side of a square input)"),
+    ]
+    for args, message in cases:
+        line = _one_line_failure(_cli(*args), message)
+        if "efficientrp" in args[-1]:
+            assert "shapes" not in line  # a model name gets model YAMLs as suggestions, not dataset files
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["garbage.pt", "last.pt", "truncated.pt", "yolov8-bad.yaml"]
+    verbose = _cli("deploy", f"model={tmp_path / 'garbage.pt'}", "verbose")
+    assert verbose.returncode == 1 and "Traceback" in verbose.stderr and unreadable in verbose.stderr
+
+
+def test_deploy_keeps_an_existing_out_file_unless_overwrite(tmp_path):
+    from ultralytics import YOLO
+
+    YOLO("yolov8n-efficientrep.yaml").save(tmp_path / "last.pt")
+    (tmp_path / "best.pt").write_text("my notes")
+    args = ["deploy", f"model={tmp_path / 'last.pt'}", f"out={tmp_path / 'best.pt'}"]
+    _one_line_failure(_cli(*args), "already exists; choose another path or pass overwrite=True to replace it")
+    assert (tmp_path / "best.pt").read_text() == "my notes"
+    result = _cli(*args, "overwrite")  # a bare boolean key, as in the stock yolo command
+    assert result.returncode == 0, result.stderr
+    assert "deploy" in torch.load(tmp_path / "best.pt", weights_only=False)
+
+
+def test_help_answers_fast_without_torch_and_lists_every_command():
+    from yolo_efficientrep.cli import COMMANDS
+
+    start = time.perf_counter()
+    result = _cli("help")
+    elapsed = time.perf_counter() - start
+    assert result.returncode == 0 and result.stderr == ""
+    for name in COMMANDS:
+        assert f"yolo-efficientrep {name}" in result.stdout
+    assert elapsed < 1.0, elapsed
+    probe = (
+        "import sys\nfrom _yolo_efficientrep_cli import entrypoint\nsys.argv = ['yolo-efficientrep', 'help']\n"
+        "try:\n    entrypoint()\nexcept SystemExit as e:\n    assert e.code == 0\n"
+        "assert not {'torch', 'ultralytics', 'yolo_efficientrep'} & set(sys.modules), sorted(sys.modules)\n"
+    )
+    assert run_python(probe).returncode == 0
+
+
+def test_stock_dialect_bare_booleans_lists_and_suggestions():
+    from yolo_efficientrep.cli import UsageError, parse
+
+    assert parse(["deploy", "model=a.pt", "half", "overwrite=False"]) == (
+        "deploy",
+        {"model": "a.pt", "half": True, "overwrite": False},
+    )
+    assert parse(["benchmark", "models=[a.yaml,b.yaml]", "quick"])[1] == {"models": ["a.yaml", "b.yaml"], "quick": True}
+    assert parse(["quantize", "model=a.pt", "data=d.yaml", "formats=[onnx]"])[1]["formats"] == ["onnx"]
+    assert parse([]) == ("help", {})
+    for argv, message in [
+        (["lst"], "unknown command 'lst'; did you mean 'list'?"),
+        (["trian"], "'train' is a stock Ultralytics command (use yolo train ...)"),
+        (["yolov8n.yaml"], "unknown command 'yolov8n.yaml'. Commands: help, list"),  # info is no fall-through
+        (["info", "modle=x"], "invalid argument 'modle=x'; valid arguments: imgsz=..., model=...; did you mean 'model"),
+        (["info", "model"], "'model' needs a value, e.g. model=..."),
+        (["deploy", "model=a.pt", "half=maybe"], "half: expected True or False, got 'maybe'"),
+    ]:  # fmt: skip
+        with pytest.raises(UsageError) as e:
+            parse(argv)
+        assert message in str(e.value)

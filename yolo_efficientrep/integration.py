@@ -283,10 +283,27 @@ def _wrap_check_file(original):
         except FileNotFoundError as e:
             if not str(file).endswith((".yaml", ".yml")):
                 raise
-            names = yaml_names()
+            name = Path(str(file)).name
+            scaled = re.fullmatch(r"(yolo[a-z]*\d+)([a-z])(-.+\.ya?ml)", name)  # e.g. yolov8q-efficientrep.yaml
+            base = Path(str(file)).with_name(f"{scaled[1]}{scaled[3]}") if scaled else None
+            base_path = find_yaml(base.name) if base and not base.exists() else base
+            scales = []
+            if base_path is not None and base_path.is_file():
+                import yaml
+
+                with contextlib.suppress(Exception):  # an unreadable file: the generic message below
+                    scales = [str(k) for k in (yaml.safe_load(base_path.read_text()) or {}).get("scales") or {}]
+            if scales:
+                raise FileNotFoundError(
+                    f"'{file}': '{scaled[2]}' is not one of the scales of {base.name} ({', '.join(scales)}), "
+                    f"e.g. {scaled[1]}{scales[0]}{scaled[3]}"
+                ) from None
+            kind = "models" if name.startswith("yolo") else None  # a model name gets model names as suggestions
+            names = yaml_names(kind)
             close = difflib.get_close_matches(str(file), names, n=3, cutoff=0.6)
             hint = f" Did you mean {', '.join(close)}?" if close else ""
-            raise FileNotFoundError(f"{e}.{hint} YAMLs shipped by yolo-efficientrep: {', '.join(names)}") from None
+            shipped = "model YAMLs" if kind else "YAMLs"
+            raise FileNotFoundError(f"{e}.{hint} {shipped} shipped by yolo-efficientrep: {', '.join(names)}") from None
 
     return check_file
 

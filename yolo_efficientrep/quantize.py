@@ -195,7 +195,10 @@ def quantize(
     import onnxruntime as ort
     from ultralytics import YOLO
 
+    from .deployment import read_checkpoint
+
     weights = Path(weights)
+    read_checkpoint(weights)  # a missing or damaged file gets its own clear error, not a torch traceback
     task = YOLO(weights).task
     if task != "detect":
         raise ValueError(f"quantize measures detection checkpoints (mAP50-95 of boxes); '{weights}' is a {task} model")
