@@ -94,6 +94,13 @@ def _inert_getattr(obj: Any, name: str) -> _Inert:
     return _Inert()
 
 
+def _latin1_bytes(text: str, encoding: str = "latin1") -> bytes:
+    # Protocol-2 pickles spell bytes (e.g. inside numpy scalars) as _codecs.encode(str, "latin1"): data only.
+    if not isinstance(text, str) or encoding not in {"latin1", "latin-1"}:
+        raise pickle.UnpicklingError(f"refused to load global '_codecs.encode' called with {type(text).__name__}")
+    return text.encode("latin1")
+
+
 _STAND_INS: dict[str, type] = {}
 
 
@@ -109,6 +116,7 @@ _ALLOWED = {
     ("builtins", "set"): set,
     ("builtins", "frozenset"): frozenset,
     ("builtins", "getattr"): _inert_getattr,
+    ("_codecs", "encode"): _latin1_bytes,
     ("torch._utils", "_rebuild_tensor_v2"): torch._utils._rebuild_tensor_v2,
     ("torch._utils", "_rebuild_parameter"): torch._utils._rebuild_parameter,
     ("torch", "Size"): torch.Size,
@@ -139,6 +147,11 @@ class _RestrictedUnpickler(pickle.Unpickler):
             obj = getattr(getattr(torch.nn.modules, module.split(".")[3], None), name, None)
             if isinstance(obj, type) and issubclass(obj, nn.Module):
                 return obj
+        if module == "ultralytics" or module.startswith("ultralytics."):
+            raise pickle.UnpicklingError(
+                f"refused to load global '{module}.{name}': this is an Ultralytics checkpoint, not a YOLOv6 one; "
+                f"load it with YOLO(...) directly"
+            )
         raise pickle.UnpicklingError(
             f"refused to load global '{module}.{name}': a YOLOv6 checkpoint holds only tensors, torch.nn modules and "
             f"yolov6 classes, so this file may run code when unpickled"
@@ -157,7 +170,9 @@ def _load(path: Path) -> Any:
     except pickle.UnpicklingError as e:
         if "refused to load global" in str(e):
             raise ConvertError(f"'{path}': {e}; nothing was written") from None
-        raise ConvertError(f"'{path}' is not a readable checkpoint ({e}); nothing was written") from None
+        raise ConvertError(
+            f"'{path}' is not a readable PyTorch checkpoint (damaged or truncated? {e}); nothing was written"
+        ) from None
     except (RuntimeError, EOFError, OSError, ValueError, KeyError, AttributeError, TypeError, IndexError) as e:
         raise ConvertError(
             f"'{path}' is not a readable PyTorch checkpoint (damaged or truncated? {type(e).__name__}: {e}); "
@@ -613,11 +628,17 @@ def convert_yolov6(
     model = _build(info, class_names)
 
     src = _Source(info["state"], info["eps"])
-    with torch.no_grad():
-        layers = list(model.model)
-        for i, prefix in _LAYERS.items():
-            _fill(layers[i], src, prefix)
-        _fill_head(layers[-1], src, info["branches"])
+    try:
+        with torch.no_grad():
+            layers = list(model.model)
+            for i, prefix in _LAYERS.items():
+                _fill(layers[i], src, prefix)
+            _fill_head(layers[-1], src, info["branches"])
+    except ConvertError as e:
+        raise ConvertError(
+            f"'{src_path}' (read as YOLOv6 v3.0-{found.scale.upper()}): {e}. Supported: {SUPPORTED}; nothing was "
+            f"written"
+        ) from None
     left = sorted(k for k in src.state if k not in src.used and not _DROPPED.search(k))
     cls_branch, reg_branch = info["branches"]
     unused_heads = {"cls_preds", "reg_preds", "reg_preds_dist"} - {cls_branch, reg_branch}
