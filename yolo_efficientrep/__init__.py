@@ -42,6 +42,8 @@ from .blocks import (
     make_act,
     reparameterize,
 )
+from .heads import EffiDeHead
+from .convert import ConvertError, convert_yolov6
 from .deployment import DeployError, deploy, to_stock
 from .resources import cfg_dir, find_yaml, yaml_names
 
@@ -54,7 +56,9 @@ __all__ = (
     "BepC3",
     "BiFusion",
     "BottleRep",
+    "ConvertError",
     "DeployError",
+    "EffiDeHead",
     "ModelConfigError",
     "NotTrainableError",
     "QARepVGGBlock",
@@ -71,6 +75,7 @@ __all__ = (
     "__version__",
     "cfg_dir",
     "check_ultralytics_version",
+    "convert_yolov6",
     "deploy",
     "find_yaml",
     "is_registered",
