@@ -339,9 +339,12 @@ def test_bare_yaml_names_resolve_and_a_local_file_wins(tmp_path):
 
 def test_misspelled_yaml_lists_the_plugin_yamls():
     with pytest.raises(
-        FileNotFoundError, match=r"does not exist.*Did you mean yolov8-efficientrep\.yaml.*shapes\.yaml"
-    ):
+        FileNotFoundError, match=r"does not exist.*Did you mean yolov8-efficientrep\.yaml.*model YAMLs shipped.*reppan"
+    ) as e:
         YOLO("yolov8n-efficientrepp.yaml")
+    assert "shapes" not in str(e.value)  # a model name gets model YAMLs as suggestions, not dataset files
+    with pytest.raises(FileNotFoundError, match=r"Did you mean shapes\.yaml"):
+        checks.check_file("shapez.yaml")
 
 
 def _fuse_and_compare(model, x):

@@ -24,6 +24,7 @@ and ``RepConv`` (``RepVGGBlock`` subclasses it so that ``model.fuse()``/``is_fus
 from __future__ import annotations
 
 import ast
+import copy
 from collections.abc import Callable, Sequence
 from typing import Union
 
@@ -47,6 +48,7 @@ __all__ = (
     "SimSPPF",
     "Transpose",
     "make_act",
+    "parse_activation",
     "reparameterize",
 )
 
@@ -61,10 +63,16 @@ _ACTIVATIONS = {
 _ACTIVATIONS["identity"] = nn.Identity
 
 
-def _parse_activation(spec: str) -> nn.Module:
-    """Build an activation from a string such as ``"nn.ReLU()"``, ``"torch.nn.LeakyReLU(0.1)"`` or ``"silu"``.
+def parse_activation(spec: str) -> tuple[type[nn.Module], list, dict]:
+    """Read an activation spec such as ``"nn.ReLU()"``, ``"torch.nn.LeakyReLU(0.1)"``, ``"nn.SiLU"`` or ``"silu"``.
 
     Only torch.nn activation classes with literal arguments are accepted; nothing is ``eval``-ed.
+
+    Returns:
+        (tuple[type[nn.Module], list, dict]): The class and the arguments to call it with.
+
+    Raises:
+        ValueError: Anything else, with the accepted forms.
     """
     text = spec.strip()
     for prefix in ("torch.nn.", "nn."):
@@ -79,7 +87,8 @@ def _parse_activation(spec: str) -> nn.Module:
             kwargs = {kw.arg: ast.literal_eval(kw.value) for kw in node.keywords}
             node = node.func
         cls = _ACTIVATIONS[node.id.lower()]  # AttributeError when node is not a bare name
-        return cls(*args, **kwargs)
+        cls(*args, **kwargs)  # arguments the class does not take fail here, with the spec in the message
+        return cls, args, kwargs
     except (SyntaxError, ValueError, TypeError, KeyError, AttributeError) as e:
         raise ValueError(
             f"unknown activation {spec!r}: expected a torch.nn activation such as 'nn.ReLU()', 'nn.SiLU()', "
@@ -92,7 +101,8 @@ def make_act(act: ActSpec, default: Callable[[], nn.Module]) -> nn.Module:
 
     Args:
         act (bool | None | str | nn.Module | type): ``True`` for ``default()``, ``False``/``None`` for no activation,
-            a module (used as is), a module class (instantiated) or a name such as ``"nn.SiLU()"``.
+            a module (copied, so that every block owns its activation: a parametric one such as ``nn.PReLU()`` must
+            not share one slope across blocks), a module class (instantiated) or a name such as ``"nn.SiLU()"``.
         default (Callable[[], nn.Module]): Factory of the block family's default activation.
 
     Returns:
@@ -109,11 +119,12 @@ def make_act(act: ActSpec, default: Callable[[], nn.Module]) -> nn.Module:
     if act is False or act is None:
         return nn.Identity()
     if isinstance(act, nn.Module):
-        return act
+        return copy.deepcopy(act)
     if isinstance(act, type) and issubclass(act, nn.Module):
         return act()
     if isinstance(act, str):
-        return _parse_activation(act)
+        cls, args, kwargs = parse_activation(act)
+        return cls(*args, **kwargs)
     raise TypeError(f"act must be a bool, an nn.Module, an nn.Module class or a name like 'nn.ReLU()', got {act!r}")
 
 
@@ -481,7 +492,8 @@ class RepBlock(nn.Module):
     """A stage of rep units (YOLOv6 ``RepBlock``).
 
     Plain mode stacks ``n`` units (the first maps c1 -> c2). BottleRep mode stacks ``max(1, n // 2)`` BottleReps with
-    an ``alpha`` buffer, as YOLOv6 does inside CSPStackRep.
+    an ``alpha`` buffer, as YOLOv6 does inside CSPStackRep. ``block=BottleRep``, as YOLOv6 spells that mode, means
+    ``bottle_rep=True`` with ``RepVGGBlock`` units (not ``n`` BottleReps, which would double the depth).
 
     Args:
         c1 (int): Input channels.
@@ -511,6 +523,8 @@ class RepBlock(nn.Module):
         super().__init__()
         if n < 1:
             raise ValueError(f"RepBlock needs n >= 1 units, got n={n}")
+        if isinstance(block, type) and issubclass(block, BottleRep):  # YOLOv6's RepBlock(..., block=BottleRep)
+            bottle_rep, block = True, RepVGGBlock
         act = make_act(act, nn.ReLU)
         if bottle_rep:
             units = [
@@ -571,6 +585,12 @@ class BepC3(nn.Module):
         return self.cv3(torch.cat((self.m(self.cv1(x)), self.cv2(x)), 1))
 
 
+def _check_pool_kernel(name: str, k: int) -> None:
+    """SPPF-style pooling keeps the map size only with an odd kernel (padding k // 2), which its concat needs."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1 or k % 2 == 0:
+        raise ValueError(f"{name} needs an odd max-pool kernel size k (pooled maps must keep their size), got k={k}")
+
+
 class SimSPPF(nn.Module):
     """Spatial pyramid pooling, fast (YOLOv6 ``SimSPPF``): SPPF with ReLU convs by default.
 
@@ -585,6 +605,7 @@ class SimSPPF(nn.Module):
     def __init__(self, c1: int, c2: int, k: int = 5, act: ActSpec = True, deploy: bool = False):
         """Initialize the reduce conv, the pooling and the merge conv."""
         super().__init__()
+        _check_pool_kernel(type(self).__name__, k)
         act = make_act(act, nn.ReLU)
         c_ = c1 // 2
         self.cv1 = SimConv(c1, c_, 1, 1, act=act, deploy=deploy)
@@ -621,6 +642,7 @@ class CSPSPPF(nn.Module):
         c_ = int(c2 * e)
         if not 0 < e <= 1 or c_ < 1:
             raise ValueError(f"{type(self).__name__} needs 0 < e <= 1 and int(c2 * e) >= 1, got c2={c2}, e={e}")
+        _check_pool_kernel(type(self).__name__, k)
         act = make_act(act, self.default_act_type)
         self.cv1 = SimConv(c1, c_, 1, 1, act=act, deploy=deploy)
         self.cv2 = SimConv(c1, c_, 1, 1, act=act, deploy=deploy)

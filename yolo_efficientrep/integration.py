@@ -30,13 +30,17 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import copy
 import difflib
 import functools
 import importlib
 import inspect
 import logging
+import math
+import os
 import re
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -171,15 +175,21 @@ def register() -> None:
         if name in tasks.__dict__ and not _same_class(tasks.__dict__[name], cls)
     ]
     if conflicts:
+        autoload_off = os.environ.get("YOLO_EFFICIENTREP_AUTOLOAD", "1").strip().lower() in {"0", "false", "no", "off"}
+        alternative = (
+            "binding, or do not import yolo_efficientrep and use that implementation instead."
+            if autoload_off  # already off: this registration came from an explicit import
+            else "binding, or set YOLO_EFFICIENTREP_AUTOLOAD=0 and use that implementation instead."
+        )
         raise RegistrationError(
             "yolo-efficientrep cannot register: ultralytics.nn.tasks already binds "
             f"{', '.join(conflicts)} (another plugin or a modified Ultralytics). Nothing was changed; remove the other "
-            "binding or set YOLO_EFFICIENTREP_AUTOLOAD=0 and use that implementation instead."
+            + alternative
         )
     for name, (cls, _) in BLOCKS.items():
         setattr(tasks, name, cls)
     if not _is_ours(tasks.parse_model):
-        tasks.parse_model = _wrap_parse_model(tasks.parse_model)
+        _replace_everywhere("parse_model", tasks.parse_model, _wrap_parse_model(tasks.parse_model))
     for module_name, attr, factory in _WRAPPED_FUNCTIONS:
         _wrap_everywhere(module_name, attr, factory)
     if not _is_ours(tasks.BaseModel.load):
@@ -191,8 +201,8 @@ def unregister() -> None:
     """Undo ``register()``: restore Ultralytics' own functions and allow-list, and remove the names."""
     tasks = sys.modules.get("ultralytics.nn.tasks")
     if tasks is not None:
-        if _is_ours(tasks.parse_model):
-            tasks.parse_model = tasks.parse_model.__wrapped__
+        if _is_ours(tasks.parse_model):  # also its re-exports, e.g. ultralytics.nn.parse_model
+            _replace_everywhere("parse_model", tasks.parse_model, tasks.parse_model.__wrapped__)
         for name, (cls, _) in BLOCKS.items():
             if _same_class(tasks.__dict__.get(name), cls):
                 delattr(tasks, name)
@@ -201,6 +211,13 @@ def unregister() -> None:
     _set_safe_globals(add=False)
     for module_name, attr, _ in _WRAPPED_FUNCTIONS:
         _unwrap_everywhere(module_name, attr)
+
+
+def _replace_everywhere(attr: str, old: Any, new: Any) -> None:
+    """Bind ``new`` wherever an Ultralytics module binds ``old`` as ``attr`` (the source and its re-exports)."""
+    for module in _ultralytics_modules():
+        if getattr(module, attr, None) is old:
+            setattr(module, attr, new)
 
 
 def _set_safe_globals(add: bool) -> None:
@@ -417,12 +434,38 @@ def _wrap_load(original):
     return load
 
 
+def _no_rows_error(d: Any) -> ModelConfigError | None:
+    """The error for a model config without ``backbone`` and ``head`` rows (an empty or comment-only YAML), or None."""
+    if isinstance(d, dict) and isinstance(d.get("backbone"), list) and isinstance(d.get("head"), list):
+        return None
+    file = d.get("yaml_file", "") if isinstance(d, dict) else ""
+    return ModelConfigError(
+        f"model YAML {file!r} has no 'backbone' and 'head' rows (is the file empty or only comments?); a model "
+        "YAML needs nc, backbone and head, e.g. yolov8-efficientrep.yaml"
+    )
+
+
+def _wrap_yaml_model_load(original):
+    """Refuse a model YAML without rows where it is read, before Ultralytics indexes it (a bare ``KeyError``)."""
+
+    @functools.wraps(original)
+    def yaml_model_load(path, *args, **kwargs):
+        d = original(path, *args, **kwargs)
+        error = _no_rows_error(d)
+        if error is not None:
+            raise error
+        return d
+
+    return yaml_model_load
+
+
 # (module, function, wrapper factory): what register() wraps and unregister() restores
 _WRAPPED_FUNCTIONS = (
     ("ultralytics.utils.checks", "check_file", _wrap_check_file),
     ("ultralytics.utils.checks", "check_requirements", _wrap_check_requirements),
     ("ultralytics.data.utils", "check_cls_dataset", _wrap_check_cls_dataset),
     ("ultralytics.nn.tasks", "guess_model_task", _wrap_guess_model_task),
+    ("ultralytics.nn.tasks", "yaml_model_load", _wrap_yaml_model_load),
 )
 
 
@@ -435,9 +478,17 @@ def _resolve_arg(value: Any) -> Any:
         return BLOCKS[value][0]
     with contextlib.suppress(ValueError, SyntaxError):
         return ast.literal_eval(value)
-    with contextlib.suppress(ValueError, ZeroDivisionError):
+    try:
         return float(Fraction(value.replace(" ", "")))
-    return value  # e.g. an activation name, resolved by the block itself
+    except ZeroDivisionError:
+        raise ValueError(f"'{value}' divides by zero") from None
+    except ValueError:
+        return value  # e.g. an activation name, resolved by the block itself
+
+
+# Classes a block's ``block`` argument may name: units built as ``block(c_in, c_out, act=..., deploy=...)``.
+_UNITS = ("RepVGGBlock", "QARepVGGBlock", "QARepVGGBlockV2", "SimConv")
+_POSITIVE = {"s": "stride", "d": "dilation", "k": "kernel size", "g": "groups"}  # integer arguments that must be >= 1
 
 
 @dataclass
@@ -476,6 +527,8 @@ class _PluginRow:
             return [self.f, 1, _STAND_IN["head"], [self.args[0]]]
         if not self.args or isinstance(self.args[0], bool) or not isinstance(self.args[0], (int, float)):
             raise self.error("the first argument must be the output channels c2, a number")
+        if not math.isfinite(self.args[0]) or self.args[0] <= 0:
+            raise self.error(f"the output channels c2 must be a positive number, got {self.args[0]}")
         multi = self.kind == "multi"
         if multi != isinstance(self.f, list):
             want = "a list of input layers, e.g. [-1, 6, 4]" if multi else "a single input layer"
@@ -488,14 +541,44 @@ class _PluginRow:
 
     def _keyword(self, key: str, value: Any, scale: str, scales: list[str]) -> Any:
         """Resolve one keyword argument; a mapping keyed by scale letters, e.g. ``{m: 2/3, l: 1/2}``, picks a value."""
-        if isinstance(value, dict) and value and set(value) <= {*scales, *"nslmx"}:
+        if isinstance(value, dict):  # no block takes a mapping: it is always per-scale
+            unknown = sorted(str(k) for k in value if str(k) not in scales)
+            if unknown or not value:
+                raise self.error(
+                    f"'{key}' maps scale letters {sorted(map(str, value))}, but {', '.join(map(repr, unknown))} "
+                    f"{'is' if len(unknown) == 1 else 'are'} not scales of this model (its scales: {', '.join(scales)})"
+                    if unknown
+                    else f"'{key}' is an empty mapping; give a value, or one per scale like {{n: 1/2, m: 2/3}}"
+                )
             if scale not in value:
                 raise self.error(f"'{key}' gives values for scales {sorted(value)} but not for scale '{scale}'")
             value = value[scale]
-        return _resolve_arg(value)
+        try:
+            return _resolve_arg(value)
+        except ValueError as e:
+            raise self.error(f"{key}: {e}") from None
+
+    def _check_arguments(self, arguments: dict[str, Any]) -> None:
+        """Refuse argument values the block would accept but that cannot work (or would mean something else)."""
+        for name, what in _POSITIVE.items():
+            value = arguments.get(name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise self.error(f"{what} {name}={value!r} must be a positive integer")
+        e = arguments.get("e", 0.5)
+        if isinstance(e, bool) or not isinstance(e, (int, float)):
+            raise self.error(f"the hidden-channel ratio e={arguments['e']!r} must be a number in (0, 1], e.g. 1/2")
+        block = arguments.get("block")
+        if block is not None:
+            units = [*_UNITS, "BottleRep"] if self.name == "RepBlock" else list(_UNITS)
+            name = block if isinstance(block, str) else getattr(block, "__name__", repr(block))
+            if not (isinstance(block, type) and name in units and _same_class(block, BLOCKS[name][0])):
+                close = difflib.get_close_matches(str(name), units, n=1, cutoff=0.6)
+                hint = f"; did you mean {close[0]}?" if close else ""
+                choices = ", ".join(units)
+                raise self.error(f"block={name} is not a rep unit {self.name} can stack: choose {choices}{hint}")
 
     def build(
-        self, stand_in: nn.Module, probe_c1: list[int], act: nn.Module | None, scale: str = "", scales: list[str] = ()
+        self, stand_in: nn.Module, probe_c1: list[int], act: Any = None, scale: str = "", scales: list[str] = ()
     ) -> tuple[nn.Module, list[Any]]:
         """Build the plugin block with the channels and repeats Ultralytics resolved for the stand-in."""
         copies = 1
@@ -513,7 +596,10 @@ class _PluginRow:
         extra = list(self.args[1:])
         kwargs = extra.pop() if extra and isinstance(extra[-1], dict) else {}
         kwargs = {k: self._keyword(k, v, scale, scales) for k, v in kwargs.items()}
-        extra = [_resolve_arg(a) for a in extra]
+        try:
+            extra = [_resolve_arg(a) for a in extra]
+        except ValueError as e:
+            raise self.error(str(e)) from None
         args = [*lead, *extra]
         if self.kind == "head":  # the input channels, as Ultralytics hands them to Detect
             kwargs["ch"] = [branch[0].conv.in_channels for branch in stand_in.cv2]
@@ -524,8 +610,9 @@ class _PluginRow:
             raise self.error(
                 f"arguments {args + ([kwargs] if kwargs else [])} do not fit {self.name}{signature}: {e}"
             ) from None
+        self._check_arguments(bound.arguments)
         if act is not None and "act" in signature.parameters and "act" not in bound.arguments:
-            kwargs["act"] = act
+            kwargs["act"] = act  # every block copies it, so each owns its activation
         try:
             modules = [self.cls(*([c2, *args[1:]] if k else args), **kwargs) for k in range(copies)]
         except (TypeError, ValueError, RuntimeError) as e:
@@ -574,13 +661,16 @@ def _resolve_names(rows: list[list[Any]], tasks) -> dict[int, _PluginRow]:
 
 
 class _Capture(logging.Filter):
-    """Hold back the records a logger emits, to re-emit them (some rewritten) later."""
+    """Hold back the records a logger emits from this thread, to re-emit them (some rewritten) later."""
 
     def __init__(self):
         super().__init__()
         self.records: list[logging.LogRecord] = []
+        self.thread = threading.get_ident()
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.thread != self.thread:
+            return True  # another thread's log passes untouched
         self.records.append(record)
         return False
 
@@ -619,49 +709,180 @@ def _emit_table(logger, records, n_rows, n_probes, lines: dict[int, str]) -> Non
             logger.info(line)
 
 
+def _yaml_activation(spec: Any) -> tuple[Any, str | None]:
+    """Resolve a model YAML's ``activation:`` for the plugin blocks and for Ultralytics' stock ``Conv``.
+
+    Returns:
+        (tuple): What plugin rows get as ``act`` (``None``: their own default), and the spec handed on to Ultralytics
+        (``None``: the key is dropped, i.e. its default), always in the ``nn.X(literal args)`` form it evaluates.
+    """
+    if spec is None or spec is True:
+        return None, None
+    if spec is False:
+        return False, "nn.Identity()"
+    if not isinstance(spec, str):
+        raise ModelConfigError(
+            f"model YAML 'activation: {spec!r}': expected true, false or a torch.nn activation such as nn.SiLU(), "
+            "nn.LeakyReLU(0.1), ReLU() or relu"
+        )
+    try:
+        cls, args, kwargs = blocks.parse_activation(spec)
+    except ValueError as e:
+        raise ModelConfigError(f"model YAML 'activation: {spec}': {e}") from None
+    if getattr(nn, cls.__name__, None) is not cls:
+        raise ModelConfigError(f"model YAML 'activation: {spec}': {cls.__name__} is not in torch.nn")
+    call = ", ".join([*map(repr, args), *(f"{k}={v!r}" for k, v in kwargs.items())])
+    return cls(*args, **kwargs), f"nn.{cls.__name__}({call})"
+
+
+def _row_error(i: int, row: Any, message: str) -> ModelConfigError:
+    name = row[2] if isinstance(row, (list, tuple)) and len(row) == 4 else "?"
+    return ModelConfigError(f"model YAML layer {i} ({name}, row {list(row)}): {message}")
+
+
+def _check_rows(rows: list[list[Any]]) -> None:
+    """Check every row's ``from`` and ``repeats`` (a plugin model's rows; stock models are left to Ultralytics)."""
+    for i, row in enumerate(rows):
+        f, n = row[0], row[1]
+        entries = f if isinstance(f, list) else [f]
+        if not entries or any(isinstance(x, bool) or not isinstance(x, int) for x in entries):
+            raise _row_error(i, row, f"'from' must be a layer index or a list of them, got {f!r}")
+        for x in entries:
+            if x == -1:
+                continue
+            at = i + x if x < 0 else x
+            if at >= len(rows):
+                raise _row_error(i, row, f"'from' {x} names a layer that does not exist (the model has {len(rows)})")
+            if at < 0:
+                raise _row_error(i, row, f"'from' {x} points before the first layer (layer {i} {x} = {at})")
+            if at >= i:
+                raise _row_error(i, row, f"'from' {x} is not an earlier layer; layer {i} reads layers 0 to {i - 1}")
+        if isinstance(n, bool) or not isinstance(n, (int, float)) or not math.isfinite(n) or n < 1 or n != int(n):
+            raise _row_error(i, row, f"repeats must be a whole number >= 1, got {n!r}")
+
+
+def _check_sizes(layers: list[nn.Module], ch: int, rows: list[list[Any]], imgsz: int = 64) -> None:
+    """Run a small image through every layer but the head and name the first whose inputs disagree in size.
+
+    Ultralytics' own stride probe would fail there too, with only a ``torch.cat`` message. Any other failure ends the
+    check quietly and is left to Ultralytics, which reports it in its own way.
+    """
+    from ultralytics.nn.modules import Concat as concat
+
+    y: list[torch.Tensor] = []
+    x = torch.zeros(1, ch, imgsz, imgsz)
+    modes = [m.training for m in layers]
+    try:
+        with torch.no_grad():
+            for i, m in enumerate(layers[:-1]):
+                m.eval()
+                f = rows[i][0]
+                x = x if f == -1 else y[f] if isinstance(f, int) else [x if j == -1 else y[j] for j in f]
+                if isinstance(x, list) and all(isinstance(t, torch.Tensor) and t.dim() == 4 for t in x):
+                    _check_input_sizes(i, rows[i], m, x, concat, imgsz)
+                x = m(x)
+                y.append(x)
+    except ModelConfigError:
+        raise
+    except Exception:  # noqa: BLE001 - not ours to report (see the docstring)
+        return
+    finally:
+        for m, mode in zip(layers, modes):
+            m.train(mode)
+
+
+def _check_input_sizes(i, row, m, x, concat, imgsz) -> None:
+    f = row[0]
+    sizes = [tuple(t.shape[-2:]) for t in x]
+    shown = ", ".join(f"{h}x{w} (from {j})" for (h, w), j in zip(sizes, f))
+    if concat is not None and isinstance(m, concat) and len(set(sizes)) > 1:
+        raise _row_error(
+            i, row, f"its inputs disagree in size: {shown} for a {imgsz}x{imgsz} image; check the strides of the "
+            "layers feeding it (e.g. a Transpose kernel other than its stride, or a wrong 'from')"
+        )  # fmt: skip
+    if isinstance(m, blocks.BiFusion):
+        (h0, w0), (h1, w1), (h2, w2) = sizes
+        if (2 * h0, 2 * w0) != (h1, w1) or ((h2 - 1) // 2 + 1, (w2 - 1) // 2 + 1) != (h1, w1):
+            raise _row_error(
+                i, row, f"BiFusion takes [higher, current, lower] levels, sized H/2, H and 2H; got {shown} for a "
+                f"{imgsz}x{imgsz} image (inputs in the wrong order or at the wrong strides?)"
+            )  # fmt: skip
+
+
+_BUILD_LOCK = threading.RLock()  # one plugin model built at a time: its log is held back and Conv.default_act is global
+
+
+def _unshare_activations(layers: list[nn.Module]) -> None:
+    """Give every module its own activation instance (stock ``Conv`` shares ``Conv.default_act`` across the model)."""
+    seen, shared = set(), []
+    for layer in layers:
+        for m in layer.modules():
+            act = m.__dict__.get("_modules", {}).get("act")
+            if isinstance(act, nn.Module):
+                (shared.append(m) if id(act) in seen else seen.add(id(act)))
+    for m in shared:
+        m.act = copy.deepcopy(m.act)
+
+
 def _wrap_parse_model(original):
     @functools.wraps(original)
     def parse_model(d, ch, verbose=True):
         _complete_pending()
         tasks = sys.modules[original.__module__]
-        n_backbone = len(d["backbone"])
+        error = _no_rows_error(d)  # a config given as a dict
+        if error is not None:
+            raise error
         rows = [*d["backbone"], *d["head"]]
         plugin = _resolve_names(rows, tasks)
         if not plugin:
             return original(d, ch, verbose)
-
-        act_spec = d.get("activation")
-        try:
-            act = blocks.make_act(act_spec, nn.ReLU) if act_spec else None
-        except (ValueError, TypeError) as e:
-            raise ModelConfigError(f"model YAML 'activation: {act_spec}': {e}") from None
-
-        stock_rows = [row.stand_in() if (row := plugin.get(i)) else rows[i] for i in range(len(rows))]
-        probes = [p for row in plugin.values() for p in row.probes]
-        d_stand_in = {**d, "backbone": stock_rows[:n_backbone], "head": stock_rows[n_backbone:]}
-        d_stand_in["head"] += [[p, 1, "Conv", [8, 1]] for p in probes]
-
-        logger = logging.getLogger("ultralytics")
-        with _held_back(logger, verbose) as held:
-            seq, _ = original(d_stand_in, ch, verbose)
-        layers = list(seq)
-        probe_c1 = iter(m.conv.in_channels for m in layers[len(rows) :])
-        layers = layers[: len(rows)]
-
-        scales = list(d.get("scales") or {})
-        scale = d.get("scale") or (scales[0] if scales else "")  # Ultralytics' own fallback: the first scale
-        lines = {}
-        for i, row in plugin.items():
-            layers[i], args = row.build(layers[i], [next(probe_c1) for _ in row.probes], act, scale, scales)
-            n_ = args[2] if row.kind == "repeat" else len(layers[i]) if isinstance(layers[i], nn.Sequential) else 1
-            shown = [a.__name__ if isinstance(a, type) else a for a in args]
-            lines[i] = f"{i:>3}{str(row.f):>20}{n_:>3}{layers[i].np:10.0f}  {layers[i].type:<45}{str(shown):<30}"
-        if verbose:
-            _emit_table(logger, held.records, len(rows), len(probes), lines)
-
-        # The stand-ins of multi-input rows saw only their first input, so rebuild the save list from the real rows.
-        save = sorted(x % i for i, (f, *_) in enumerate(rows) for x in ([f] if isinstance(f, int) else f) if x != -1)
-        return nn.Sequential(*layers), save
+        with _BUILD_LOCK:
+            return _parse_plugin_model(original, d, ch, verbose, rows, plugin)
 
     setattr(parse_model, _MARK, True)
     return parse_model
+
+
+def _parse_plugin_model(original, d, ch, verbose, rows, plugin):
+    """Build a model YAML that has plugin rows: stand-ins through Ultralytics' parser, then the plugin blocks."""
+    n_backbone = len(d["backbone"])
+    scales = [str(k) for k in d.get("scales") or {}]
+    if scales and d.get("scale") and str(d["scale"]) not in scales:
+        raise ModelConfigError(
+            f"model YAML {d.get('yaml_file', '')!r}: scale '{d['scale']}' is not one of its scales "
+            f"({', '.join(scales)})"
+        )
+    _check_rows(rows)
+    act, stock_act = _yaml_activation(d.get("activation"))
+
+    stock_rows = [row.stand_in() if (row := plugin.get(i)) else rows[i] for i in range(len(rows))]
+    probes = [p for row in plugin.values() for p in row.probes]
+    d_stand_in = {**d, "backbone": stock_rows[:n_backbone], "head": stock_rows[n_backbone:]}
+    d_stand_in["head"] += [[p, 1, "Conv", [8, 1]] for p in probes]
+    d_stand_in.pop("activation", None)
+    if stock_act is not None:
+        d_stand_in["activation"] = stock_act
+
+    logger = logging.getLogger("ultralytics")
+    with _held_back(logger, verbose) as held:
+        seq, _ = original(d_stand_in, ch, verbose)
+    layers = list(seq)
+    probe_c1 = iter(m.conv.in_channels for m in layers[len(rows) :])
+    layers = layers[: len(rows)]
+
+    scale = str(d.get("scale") or (scales[0] if scales else ""))  # Ultralytics' own fallback: the first scale
+    lines = {}
+    for i, row in plugin.items():
+        layers[i], args = row.build(layers[i], [next(probe_c1) for _ in row.probes], act, scale, scales)
+        n_ = args[2] if row.kind == "repeat" else len(layers[i]) if isinstance(layers[i], nn.Sequential) else 1
+        shown = [a.__name__ if isinstance(a, type) else a for a in args]
+        lines[i] = f"{i:>3}{str(row.f):>20}{n_:>3}{layers[i].np:10.0f}  {layers[i].type:<45}{str(shown):<30}"
+    if verbose:
+        _emit_table(logger, held.records, len(rows), len(probes), lines)
+
+    _unshare_activations(layers)
+    _check_sizes(layers, ch, rows)
+
+    # The stand-ins of multi-input rows saw only their first input, so rebuild the save list from the real rows.
+    save = sorted(x % i for i, (f, *_) in enumerate(rows) for x in ([f] if isinstance(f, int) else f) if x != -1)
+    return nn.Sequential(*layers), save
