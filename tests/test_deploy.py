@@ -486,3 +486,24 @@ def test_deploy_never_replaces_an_existing_file_and_checks_out_before_converting
 
     assert deploy(src, out=tmp_path / "best.pt", overwrite=True) == tmp_path / "best.pt"
     assert "deploy" in torch.load(tmp_path / "best.pt", weights_only=False) and len(converted) == 1
+
+
+class ThirdPartyAct(nn.Module):  # stands for a module of another package: neither stock nor the plugin's
+    def forward(self, x):
+        return x
+
+
+def test_deploy_refuses_third_party_modules_and_stock_checkpoints(tmp_path):
+    model = YOLO("yolov8n-efficientrep.yaml").model
+    model.model[-1].cv2[0][0].act = ThirdPartyAct()
+    with pytest.raises(
+        DeployError, match=r"model\.22\.cv2\.0\.0\.act \(test_deploy\.ThirdPartyAct\) is neither a stock"
+    ):
+        to_stock(model)
+    torch.save({"model": model, "train_args": {}}, tmp_path / "mixed.pt")
+    with pytest.raises(DeployError, match=r"ThirdPartyAct\) is neither a stock Ultralytics/torch module nor a yolo"):
+        deploy(tmp_path / "mixed.pt")
+    YOLO("yolov8n.yaml").save(tmp_path / "stock.pt")
+    with pytest.raises(DeployError, match=r"'.*stock\.pt' holds no yolo-efficientrep block: .*nothing to convert"):
+        deploy(tmp_path / "stock.pt")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mixed.pt", "stock.pt"]

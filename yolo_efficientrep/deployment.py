@@ -74,6 +74,14 @@ def _is_plugin(obj: Any) -> bool:
     return any(cls.__module__.partition(".")[0] == _PACKAGE for cls in type(obj).__mro__)
 
 
+_STOCK_PACKAGES = {"torch", "torchvision", "ultralytics"}
+
+
+def _is_known(obj: Any) -> bool:
+    """Whether ``obj``'s class comes from this package or from the stock packages a deploy checkpoint may hold."""
+    return _is_plugin(obj) or type(obj).__module__.partition(".")[0] in _STOCK_PACKAGES
+
+
 def _qualname(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
@@ -337,6 +345,13 @@ def to_stock(model: nn.Module) -> nn.Module:
     if isinstance(model, Model):
         model = model.model
     _layers(model)
+    foreign = [f"{name} ({_qualname(type(m))})" for name, m in model.named_modules() if not _is_known(m)]
+    if foreign:
+        raise DeployError(
+            f"{foreign[0]}{f' and {len(foreign) - 1} more' if len(foreign) > 1 else ''} is neither a stock "
+            "Ultralytics/torch module nor a yolo-efficientrep block: a deploy checkpoint holding it would need its "
+            "package wherever it is loaded, so it is refused (nothing was written)"
+        )
     model = deepcopy(model).float().eval()
     old_layers = _layers(model)
     new_layers: list[nn.Module] = []
@@ -547,6 +562,11 @@ def deploy(
     source = (ckpt.get("ema") or ckpt.get("model")) if isinstance(ckpt, dict) else None
     if not isinstance(source, nn.Module):
         raise DeployError(f"'{src}' is not an Ultralytics checkpoint: it holds no 'ema' or 'model' module")
+    if not any(_is_plugin(m) for m in source.modules()):
+        raise DeployError(
+            f"'{src}' holds no yolo-efficientrep block: it is already a stock Ultralytics checkpoint, which loads "
+            "without the plugin; there is nothing to convert (nothing was written)"
+        )
     source = source.float().eval()
     stock = to_stock(source)
 
