@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 from torch import nn
@@ -235,3 +237,53 @@ def test_repblock_with_block_bottlerep_means_yolov6s_bottlerep_mode():
     assert [type(u) for u in a.m] == [type(u) for u in b.m] == [yer.BottleRep, yer.BottleRep]  # n // 2, not n
     assert all(isinstance(u.conv1, yer.RepVGGBlock) and isinstance(u.alpha, torch.Tensor) for u in a.m)
     assert sum(p.numel() for p in a.parameters()) == sum(p.numel() for p in b.parameters())
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Concurrency
+
+
+def test_concurrent_verbose_builds_print_whole_layer_tables():
+    import logging
+    import threading
+
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(record)
+
+    def table(recs):
+        """The layer rows of the tables in ``recs``: their index, module and arguments columns."""
+        return [list(_ROW.match(r.getMessage()).group(1, 5)) for r in recs if _is_row(r.getMessage())]
+
+    logger, handler = logging.getLogger("ultralytics"), Keep()
+    logger.addHandler(handler)
+    try:
+        DetectionModel("yolov8n-efficientrep.yaml", verbose=True)
+        reference = table(records)
+        records.clear()
+        threads = [
+            threading.Thread(target=lambda: [DetectionModel("yolov8n-efficientrep.yaml", verbose=True) for _ in "ab"])
+            for _ in range(3)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        logger.removeHandler(handler)
+    assert len(reference) == 23 and reference[2] == ["2", "yolo_efficientrep.blocks.RepBlock"]
+    assert not any("modules.block.C3" in r.getMessage() for r in records)  # no stand-in row escaped
+    for t in threads:
+        assert table([r for r in records if r.thread == t.ident]) == reference * 2
+    rows = [r for r in records if _is_row(r.getMessage())]
+    for start in range(0, len(rows), len(reference)):  # each table printed in one piece, not interleaved
+        assert len({r.thread for r in rows[start : start + len(reference)]}) == 1
+
+
+_ROW = re.compile(r"^\s*(\d+)\s+(-?\d+|\[[-\d, ]*\])\s+(\d+)\s+(\d+)\s+([\w.]+)")  # Ultralytics' layer table row
+
+
+def _is_row(message: str) -> bool:
+    return _ROW.match(message) is not None
