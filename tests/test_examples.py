@@ -40,3 +40,18 @@ def test_quickstart_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
     assert "BatchNorm2d left: 0" in outputs
     assert "torch.Size([1, 7, 336])" in outputs  # 4 box + 3 shape classes, 16 + 64 + 256 anchors at 128 px
     assert "plotted 2 epochs" in outputs
+
+
+def test_finetune_yolov6_script_with_a_fixture_checkpoint(tmp_path):
+    from conftest import ASSETS
+
+    script = REPO / "examples" / "finetune_yolov6.py"
+    result = run([sys.executable, str(script), str(ASSETS / "yolov6" / "yolov6n-v0.4-distill.pt")], cwd=tmp_path)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-3000:]
+    assert "found YOLOv6 v3.0-N (0.4.x layout), effidehead_distill_ns head, nc=80" in out
+    assert "task: detect, classes: 80" in out
+    assert float(out.split("fused vs unfused relative difference = ")[1].split()[0]) < 1e-4
+    assert "Transferred " in out and "items from pretrained weights" in out
+    assert 0 <= float(out.split("fine-tuned mAP50-95 after 1 epoch: ")[1].split()[0]) <= 1
+    assert (tmp_path / "yolov6n-v0.4-distill-ultralytics.pt").is_file()

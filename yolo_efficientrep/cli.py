@@ -14,6 +14,10 @@
                                                     a copy of the checkpoint made of stock Ultralytics modules only,
                                                     for machines that have Ultralytics but not this plugin; an
                                                     existing out= file is kept unless overwrite=True
+    yolo-efficientrep convert weights=yolov6n.pt [out=yolov6n-ultralytics.pt] [data=custom.yaml] [overwrite=False]
+                                                    an official YOLOv6 v3.0 checkpoint (N/S/M/L, 0.3.0 or 0.4.x) as an
+                                                    Ultralytics checkpoint: yolo predict/val/export/train take it;
+                                                    read without YOLOv6 and without running code from the file
 
 As with ``yolo``: a bare boolean key means True (``half`` is ``half=True``), lists are written ``[a,b]`` (or ``a,b``).
 Every command also takes ``verbose=True``, which shows the full traceback when a command fails; without it a failure
@@ -121,6 +125,9 @@ def _list_yamls(options: dict[str, Any]) -> int:
         scales = ", ".join(data.get("scales", {})) if "scales" in data else ""
         example = zoo.scaled_name(name.removesuffix(".yaml"), next(iter(data["scales"]))) if scales else name
         rows.append([name, path.parent.name, scales or "-", example])
+    from .data import GENERATED_FOLDERS
+
+    rows += [[name, "datasets (folder, no YAML)", "-", f"data={name}"] for name in GENERATED_FOLDERS]
     LOGGER.info(_table(["yaml", "kind", "scales", "use as"], rows))
     return 0
 
@@ -150,12 +157,13 @@ def _info(options: dict[str, Any]) -> int:
     LOGGER = _logger()
     from . import zoo
 
-    s = zoo.model_stats(options["model"], options.get("imgsz", 640))
+    imgsz = options.get("imgsz", 640)
+    s = zoo.model_stats(options["model"], imgsz)
     rows = [
         ["unfused", s.layers, f"{s.params:,}", f"{s.gflops:.1f}"],
         ["fused", s.fused_layers, f"{s.fused_params:,}", f"{s.fused_gflops:.1f}"],
     ]
-    LOGGER.info(f"{s.name} ({s.task})\n" + _table(["form", "layers", "parameters", "GFLOPs"], rows))
+    LOGGER.info(f"{s.name} ({s.task})\n" + _table(["form", "layers", "parameters", f"GFLOPs at {imgsz}x{imgsz}"], rows))
     return 0
 
 
@@ -216,6 +224,16 @@ def _deploy(options: dict[str, Any]) -> int:
     return 0
 
 
+def _convert(options: dict[str, Any]) -> int:
+    _logger()
+    from .convert import convert_yolov6
+
+    convert_yolov6(
+        options["weights"], out=options.get("out"), data=options.get("data"), overwrite=options.get("overwrite", False)
+    )
+    return 0
+
+
 # To add a command: write `def _name(options) -> int` above, add a row here, and a line to the module docstring
 # (`help` prints it; a test checks that every command is there).
 COMMANDS: dict[str, Command] = {
@@ -229,6 +247,12 @@ COMMANDS: dict[str, Command] = {
         {"model": _str, "out": _str, "half": _bool, "overwrite": _bool},
         ("model",),
         "model=runs/detect/train/weights/best.pt",
+    ),
+    "convert": Command(
+        _convert,
+        {"weights": _str, "out": _str, "data": _str, "overwrite": _bool},
+        ("weights",),
+        "weights=yolov6n.pt",
     ),
     "quantize": Command(
         _quantize,
