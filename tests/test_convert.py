@@ -500,3 +500,17 @@ def test_stock_yolo_val_predict_export_and_fine_tune(tmp_path):
     (onnx_y,) = onnxruntime.InferenceSession(str(onnx_file)).run(None, {"images": x.numpy()})
     torch_y = YOLO(coco).model.float().eval().fuse(verbose=False)(x)[0]
     np.testing.assert_allclose(onnx_y, torch_y.numpy(), rtol=1e-3, atol=1e-3)
+
+
+def test_cli_convert(tmp_path):
+    cli = bin_path("yolo-efficientrep")
+    src = FIXTURES / f"{DFL}.pt"
+    ok = run([cli, "convert", f"weights={src}", "out=m.pt", "data=shapes.yaml"], cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    assert "YOLOv6 v3.0-N (0.3.0 layout), effidehead head, nc=3" in ok.stdout + ok.stderr
+    assert YOLO(tmp_path / "m.pt").model.model[-1].reg_max == 17
+    again = run([cli, "convert", f"weights={src}", "out=m.pt"], cwd=tmp_path)
+    assert again.returncode == 1
+    assert again.stderr.strip().splitlines()[-1].startswith("yolo-efficientrep convert: out='m.pt' already exists")
+    forced = run([cli, "convert", f"weights={src}", "out=m.pt", "data=shapes.yaml", "overwrite"], cwd=tmp_path)
+    assert forced.returncode == 0, forced.stderr[-2000:]
