@@ -132,3 +132,15 @@ def export_onnx_or_skip(model, **kwargs) -> str:
         if e.name != "onnxscript":
             raise
         pytest.skip("this Ultralytics exports ONNX through torch's dynamo exporter, which needs onnxscript")
+
+
+def save_checkpoint(model, path) -> Path:
+    """Save a ``YOLO`` object's model as an Ultralytics checkpoint (``YOLO.save`` does not exist in 8.1)."""
+    from copy import deepcopy
+
+    import ultralytics
+
+    net = model.model if hasattr(model, "model") and not isinstance(model, torch.nn.Sequential) else model
+    ckpt = {"date": "2026-01-01T00:00:00", "version": ultralytics.__version__, "model": deepcopy(net).half()}
+    torch.save({**ckpt, "train_args": {}, "epoch": -1, "ema": None, "optimizer": None}, path)
+    return Path(path)

@@ -6,6 +6,7 @@ import re
 
 import pytest
 import torch
+from conftest import save_checkpoint
 from torch import nn
 from ultralytics import YOLO
 from ultralytics.nn.tasks import DetectionModel
@@ -27,9 +28,9 @@ def _train(weights, tmp_path):
 
 def test_training_a_fused_checkpoint_is_refused(tmp_path):
     model = YOLO("yolov8n-efficientrep.yaml")
-    model.save(tmp_path / "unfused.pt")
+    save_checkpoint(model, tmp_path / "unfused.pt")
     model.fuse()
-    model.save(tmp_path / "fused.pt")
+    save_checkpoint(model, tmp_path / "fused.pt")
     with pytest.raises(
         yer.NotTrainableError, match=r"the model is fused: .*\(\d+ of them, e\.g\. model\.0\).*last\.pt"
     ):
@@ -42,7 +43,7 @@ def test_training_a_fused_checkpoint_is_refused(tmp_path):
 
 
 def test_training_a_deploy_checkpoint_is_refused(tmp_path):
-    YOLO("yolov8n-efficientrep.yaml").save(tmp_path / "best.pt")
+    save_checkpoint(YOLO("yolov8n-efficientrep.yaml"), tmp_path / "best.pt")
     out = deploy(tmp_path / "best.pt", verbose=False)
     with pytest.raises(yer.NotTrainableError, match=r"deploy checkpoint: .*for predict, val and export; train from"):
         _train(out, tmp_path)

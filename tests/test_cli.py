@@ -7,7 +7,7 @@ import time
 
 import pytest
 import torch
-from conftest import bin_path, run, run_python
+from conftest import bin_path, run, run_python, save_checkpoint
 
 from yolo_efficientrep import zoo
 
@@ -117,7 +117,7 @@ def _one_line_failure(result, message):
 def test_failures_are_one_line_with_exit_1(tmp_path):
     from ultralytics import YOLO
 
-    YOLO("yolov8n-efficientrep.yaml").save(tmp_path / "last.pt")
+    save_checkpoint(YOLO("yolov8n-efficientrep.yaml"), tmp_path / "last.pt")
     data = (tmp_path / "last.pt").read_bytes()
     (tmp_path / "truncated.pt").write_bytes(data[: len(data) // 2])
     (tmp_path / "garbage.pt").write_text("not a checkpoint")
@@ -150,7 +150,7 @@ def test_failures_are_one_line_with_exit_1(tmp_path):
 def test_deploy_keeps_an_existing_out_file_unless_overwrite(tmp_path):
     from ultralytics import YOLO
 
-    YOLO("yolov8n-efficientrep.yaml").save(tmp_path / "last.pt")
+    save_checkpoint(YOLO("yolov8n-efficientrep.yaml"), tmp_path / "last.pt")
     (tmp_path / "best.pt").write_text("my notes")
     args = ["deploy", f"model={tmp_path / 'last.pt'}", f"out={tmp_path / 'best.pt'}"]
     _one_line_failure(_cli(*args), "already exists; choose another path or pass overwrite=True to replace it")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import ASSETS, BLOCK_PLUGIN, count, randomize_bn, run_python
+from conftest import ASSETS, BLOCK_PLUGIN, count, randomize_bn, run_python, save_checkpoint
 from torch import nn
 from ultralytics import YOLO
 from ultralytics.nn.modules import C3, SPPF, Bottleneck, Concat, Conv, ConvTranspose
@@ -503,7 +503,7 @@ def test_deploy_refuses_third_party_modules_and_stock_checkpoints(tmp_path):
     torch.save({"model": model, "train_args": {}}, tmp_path / "mixed.pt")
     with pytest.raises(DeployError, match=r"ThirdPartyAct\) is neither a stock Ultralytics/torch module nor a yolo"):
         deploy(tmp_path / "mixed.pt")
-    YOLO("yolov8n.yaml").save(tmp_path / "stock.pt")
+    save_checkpoint(YOLO("yolov8n.yaml"), tmp_path / "stock.pt")
     with pytest.raises(DeployError, match=r"'.*stock\.pt' holds no yolo-efficientrep block: .*nothing to convert"):
         deploy(tmp_path / "stock.pt")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mixed.pt", "stock.pt"]
