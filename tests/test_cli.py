@@ -23,6 +23,7 @@ def test_list_shows_every_yaml_and_its_scales():
     for family in zoo.MODEL_FAMILIES:
         assert f"{family}.yaml" in out and zoo.scaled_name(family, "n") in out
     assert "shapes.yaml" in out and "n, s, m, l, x" in out
+    assert "data=shapes-cls" in out  # the folder dataset has no YAML but is listed too
 
 
 def test_check_passes_on_every_shipped_yaml():
@@ -56,7 +57,7 @@ def test_info_compares_unfused_and_fused():
     stats = zoo.model_stats("yolov8s-cspbep.yaml", 320)
     out = result.stdout + result.stderr
     assert f"{stats.params:,}" in out and f"{stats.fused_params:,}" in out
-    assert f"{stats.fused_gflops:.1f}" in out
+    assert f"{stats.fused_gflops:.1f}" in out and "GFLOPs at 320x320" in out
 
 
 @pytest.mark.parametrize(

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from yolo_efficientrep.data import SHAPE_NAMES, generate_shapes
+from yolo_efficientrep.data import DATASETS, SHAPE_NAMES, _color, generate_shapes
 
 
 def _digest(root):
@@ -70,15 +71,54 @@ def test_never_overwrites_and_leaves_nothing_half_written(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["shapes"]  # no staging directory left behind
 
 
-def test_bare_name_dataset_generates_through_ultralytics():
-    from ultralytics.data.utils import check_det_dataset
-    from ultralytics.utils import DATASETS_DIR
+def test_bare_name_dataset_generates_through_ultralytics(tmp_path, monkeypatch):
+    """Generated before Ultralytics looks: its log says so, and never 'images not found' or 'download'."""
+    import logging
 
-    data = check_det_dataset("shapes.yaml")
-    assert data["names"] == dict(enumerate(SHAPE_NAMES)) and data["nc"] == 3
-    assert str(data["path"]).startswith(str(DATASETS_DIR))
-    assert len(list((DATASETS_DIR / "shapes" / "images" / "train").glob("*.jpg"))) == 128
-    assert len(list((DATASETS_DIR / "shapes" / "labels" / "val").glob("*.txt"))) == 32
+    import ultralytics.data.utils as data_utils
+
+    monkeypatch.setattr(data_utils, "DATASETS_DIR", tmp_path / "datasets")  # a first use, whatever ran before
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = logging.getLogger("ultralytics")
+    logger.addHandler(handler)
+    try:
+        data = data_utils.check_det_dataset("shapes.yaml")
+        again = data_utils.check_det_dataset("shapes.yaml")  # second use: nothing generated, nothing said
+    finally:
+        logger.removeHandler(handler)
+    assert data["names"] == dict(enumerate(SHAPE_NAMES)) and data["nc"] == 3 and again["val"] == data["val"]
+    root = tmp_path / "datasets" / "shapes"
+    assert Path(data["path"]) == root
+    spec = DATASETS["shapes"]
+    assert len(list((root / "images" / "train").glob("*.jpg"))) == spec["n_train"]
+    assert len(list((root / "labels" / "val").glob("*.txt"))) == spec["n_val"]
+    log = "\n".join(r.getMessage() for r in records)
+    assert log.count("yolo-efficientrep: generated the offline 'shapes' dataset") == 1, log
+    assert f"({spec['n_train']} train + {spec['n_val']} val images, {spec['size']}x{spec['size']})" in log
+    assert "Dataset download" not in log and "images not found" not in log, log
+
+
+def test_shape_colours_stand_out_from_their_background():
+    rng = np.random.default_rng(0)
+    for grey in (0, 40, 128, 215, 255):
+        image = np.full((64, 64, 3), grey, np.uint8)
+        colours = np.array([_color(rng, image, 32, 32, 10) for _ in range(200)])
+        assert (np.abs(colours - grey).max(1) >= 64).all()  # a clearly visible step in at least one channel
+
+
+def test_shapes_do_not_cover_each_other(tmp_path):
+    root = generate_shapes(tmp_path / "shapes", n_train=64, n_val=1, size=160)
+    rows = [np.loadtxt(f, ndmin=2) for f in sorted((root / "labels" / "train").glob("*.txt"))]
+    assert sum(len(r) for r in rows) / len(rows) > 2  # several objects per image on average
+    pixel = 1 / 160
+
+    def inside(a, b):  # centre of a strictly inside box b, by more than a pixel
+        return abs(a[1] - b[1]) < b[3] / 2 - pixel and abs(a[2] - b[2]) < b[4] / 2 - pixel
+
+    covered = [(a, b) for r in rows for i, a in enumerate(r) for b in r[i + 1 :] if inside(a, b) or inside(b, a)]
+    assert not covered  # every shape keeps a visible part: no centre hidden under another shape
 
 
 @pytest.mark.parametrize(("task", "columns"), [("segment", None), ("pose", 14), ("obb", 9)])

@@ -6,6 +6,8 @@ import pytest
 from conftest import bin_path, run
 from test_deploy import _checkpoint
 
+from yolo_efficientrep.data import DATASETS
+
 
 def test_quantize_writes_int8_models_and_reports_them(tmp_path):
     import onnx
@@ -19,7 +21,7 @@ def test_quantize_writes_int8_models_and_reports_them(tmp_path):
     assert result.returncode == 0, out[-3000:]
     rows = [line.split() for line in out.splitlines() if line.startswith(("FP32 (ONNX", "INT8 ONNX", "INT8 OpenVINO"))]
     assert [r[:2] for r in rows] == [["FP32", "(ONNX"], ["INT8", "ONNX"], ["INT8", "OpenVINO"]]
-    assert "per-tensor" in out and "128 train images of shapes.yaml" in out
+    assert "per-tensor" in out and f"{DATASETS['shapes']['n_train']} train images of shapes.yaml" in out
     int8 = tmp_path / "best_int8.onnx"
     ops = {n.op_type for n in onnx.load(int8).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear", "Sigmoid"} <= ops  # quantized convs, float decode

@@ -2,9 +2,10 @@
 
 - ``data=shapes.yaml`` (detect), ``shapes-seg.yaml`` (polygon masks), ``shapes-pose.yaml`` (triangles with their three
   vertices as keypoints) and ``shapes-obb.yaml`` (rotated rectangles) resolve to the plugin's ``cfg/datasets`` YAMLs.
-  Their ``download:`` scripts, run by Ultralytics' own dataset check when the images are missing (exactly like the
-  stock dataset YAMLs), call ``generate_shapes`` to write real JPEGs with exact labels into Ultralytics' datasets
-  directory.
+  The integration generates a missing dataset (``generate_dataset``: real JPEGs with exact labels, into Ultralytics'
+  datasets directory) before Ultralytics' own dataset check looks for its images, so the log says what happened: data
+  generated, nothing downloaded. The YAMLs' ``download:`` scripts make the same call, for a YAML used without the
+  plugin's integration (e.g. copied elsewhere).
 - ``data=shapes-cls`` (classify) is a folder dataset; the integration generates it on first use the same way.
 
 No network is involved.
@@ -12,14 +13,17 @@ No network is involved.
 
 from __future__ import annotations
 
+import inspect
+import logging
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ("GENERATED_FOLDERS", "SHAPE_NAMES", "TASK_NAMES", "generate_shapes")
+__all__ = ("DATASETS", "GENERATED_FOLDERS", "SHAPE_NAMES", "TASK_NAMES", "generate_dataset", "generate_shapes")
 
 SHAPE_NAMES = ("circle", "rectangle", "triangle")
 TASK_NAMES = {  # class names per task
@@ -29,7 +33,18 @@ TASK_NAMES = {  # class names per task
     "pose": ("triangle",),
     "obb": ("square", "bar"),
 }
-GENERATED_FOLDERS = {"shapes-cls": {"task": "classify"}}  # folder datasets (no YAML), generated under datasets_dir
+MIN_CONTRAST = 64  # least max-channel difference between a shape and the mean background under it
+# Every shipped dataset: its generate_shapes() arguments, by the name used in data= (YAML stem or folder name).
+# "shapes" is sized for the README's quick start: enough images that a few minutes of CPU training give a detector
+# that visibly works (mAP50 well above 0.5); the others are for smoke runs of each task.
+DATASETS = {
+    "shapes": {"task": "detect", "n_train": 512, "n_val": 32, "size": 160},
+    "shapes-seg": {"task": "segment"},
+    "shapes-pose": {"task": "pose"},
+    "shapes-obb": {"task": "obb"},
+    "shapes-cls": {"task": "classify"},
+}
+GENERATED_FOLDERS = {"shapes-cls": DATASETS["shapes-cls"]}  # folder datasets (no YAML), generated under datasets_dir
 
 
 def _background(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -50,15 +65,38 @@ def _polygon(cls: int, cx: int, cy: int, half: int, hh: int) -> np.ndarray:
     return np.array([(cx, cy - half), (cx - half, cy + half), (cx + half, cy + half)], float)
 
 
+def _color(rng: np.random.Generator, image: np.ndarray, cx: int, cy: int, half: int) -> tuple[int, int, int]:
+    """A random fill colour that differs visibly from the background around ``(cx, cy)``.
+
+    Without the check, about one shape in ten would be drawn almost in its background's colour: a labelled object
+    nobody could see, which only teaches the detector noise.
+    """
+    patch = image[max(cy - half, 0) : cy + half + 1, max(cx - half, 0) : cx + half + 1].reshape(-1, 3).mean(0)
+    for _ in range(32):
+        color = rng.integers(0, 256, 3)
+        if np.abs(color - patch).max() >= MIN_CONTRAST:
+            break
+    return tuple(int(c) for c in color)
+
+
+def _free(boxes: list[tuple[int, int, int]], cx: int, cy: int, half: int) -> bool:
+    """Whether a shape at ``(cx, cy)`` would hide at most part of the shapes already drawn (centres kept apart)."""
+    return all(max(abs(cx - x), abs(cy - y)) >= max(half, h) for x, y, h in boxes)
+
+
 def _draw(rng: np.random.Generator, size: int, task: str = "detect") -> tuple[np.ndarray, list[str]]:
     """Draw one image with 1-4 filled shapes; return it and its label lines in the task's YOLO format."""
     import cv2  # Ultralytics' own image dependency
 
-    image, lines = _background(rng, size), []
+    image, lines, placed = _background(rng, size), [], []
     for _ in range(int(rng.integers(1, 5))):
-        color = tuple(int(c) for c in rng.integers(0, 256, 3))
-        half = int(rng.integers(size // 16, size // 5))
-        cx, cy = (int(v) for v in rng.integers(half + 1, size - half - 1, 2))
+        for _ in range(16):  # a place that does not cover a drawn shape's centre, else the last try
+            half = int(rng.integers(size // 12, size // 5))
+            cx, cy = (int(v) for v in rng.integers(half + 1, size - half - 1, 2))
+            if _free(placed, cx, cy, half):
+                break
+        placed.append((cx, cy, half))
+        color = _color(rng, image, cx, cy, half)
         if task == "obb":  # squares and bars, rotated by any angle
             cls = int(rng.integers(2))
             w, h = (2 * half, 2 * half) if cls == 0 else (2 * half, max(4, half // 2))
@@ -168,4 +206,26 @@ def generate_shapes(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    return root
+
+
+def generate_dataset(name: str, path: str | os.PathLike) -> Path:
+    """Generate the shipped dataset ``name`` (a key of ``DATASETS``) at ``path`` and log what was written.
+
+    Args:
+        name (str): Dataset name as used in ``data=``, e.g. ``"shapes"`` or ``"shapes-cls"``.
+        path (str | os.PathLike): Dataset root to create.
+
+    Returns:
+        (Path): The dataset root.
+    """
+    kwargs = DATASETS[name]
+    start = time.perf_counter()
+    root = generate_shapes(path, **kwargs)
+    n_train, n_val = (len(list(root.rglob(f"{split}_*.jpg"))) for split in ("train", "val"))
+    size = kwargs.get("size", inspect.signature(generate_shapes).parameters["size"].default)
+    logging.getLogger("ultralytics").info(
+        f"yolo-efficientrep: generated the offline '{name}' dataset ({n_train} train + {n_val} val images, "
+        f"{size}x{size}) in {time.perf_counter() - start:.1f}s at {root}; nothing was downloaded"
+    )
     return root

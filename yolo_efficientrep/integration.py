@@ -12,8 +12,9 @@
    after the last row. Stock YAMLs (no plugin row) go straight to the original function.
 3. It wraps ``ultralytics.utils.checks.check_file`` (and the copies other Ultralytics modules imported by value) so
    that bare names of the plugin's YAMLs (``yolov8n-efficientrep.yaml``, ``shapes.yaml``) resolve from any directory;
-   a file of that name in the working directory still wins. ``ultralytics.data.utils.check_cls_dataset`` is wrapped
-   the same way so the folder dataset ``data=shapes-cls`` is generated offline on first use.
+   a file of that name in the working directory still wins. ``ultralytics.data.utils.check_cls_dataset`` and
+   ``check_det_dataset`` are wrapped the same way so the offline datasets (``data=shapes.yaml``, ``data=shapes-cls``)
+   are generated on first use, before Ultralytics looks for (and would report "downloading") their images.
 4. It adds exactly the plugin's block classes to torch's ``weights_only`` allow-list, for Ultralytics' opt-in restricted
    loading (``ULTRALYTICS_SAFE_LOAD=1``).
 5. It wraps ``check_requirements`` only to log which extra to install when an export dependency is missing and
@@ -109,8 +110,8 @@ def check_ultralytics_version() -> str:
 check_ultralytics_version()
 
 from . import blocks, heads  # noqa: E402
-from .data import GENERATED_FOLDERS, generate_shapes  # noqa: E402
-from .resources import find_yaml, yaml_names  # noqa: E402
+from .data import DATASETS, GENERATED_FOLDERS, generate_dataset  # noqa: E402
+from .resources import cfg_dir, find_yaml, yaml_names  # noqa: E402
 
 # How each block's YAML row is parsed: "single" (c1, c2, *args), "repeat" (c1, c2, n, *args) and "multi"
 # ([c1 of each input], c2, *args), which match stock Conv, C3 and Concat-fed rows.
@@ -334,10 +335,44 @@ def _wrap_check_cls_dataset(original):
         if name in GENERATED_FOLDERS and not Path(name).exists():
             root = Path(sys.modules[original.__module__].DATASETS_DIR) / name
             if not root.is_dir():
-                generate_shapes(root, **GENERATED_FOLDERS[name])
+                generate_dataset(name, root)
         return original(dataset, *args, **kwargs)
 
     return check_cls_dataset
+
+
+def _shipped_dataset(dataset: Any) -> Path | None:
+    """The plugin's dataset YAML that ``dataset`` names (``shapes.yaml``, bare ``shapes``, or the file's path), or None."""
+    name = str(dataset)
+    if not name.endswith((".yaml", ".yml")):
+        name += ".yaml"  # Ultralytics reads a bare dataset name as <name>.yaml
+    path = find_yaml(name)
+    if path is None and Path(name).is_file():
+        path = Path(name).resolve()
+    datasets = (cfg_dir() / "datasets").resolve()
+    return path if path is not None and path.resolve().parent == datasets and path.stem in DATASETS else None
+
+
+def _wrap_check_det_dataset(original):
+    """Generate a missing shipped dataset (``data=shapes.yaml``...) before Ultralytics looks for its images.
+
+    Left to itself, Ultralytics runs the YAML's ``download:`` script (which generates it too) between "images not
+    found" and "Dataset download success" lines, for data that is generated offline.
+    """
+
+    @functools.wraps(original)
+    def check_det_dataset(dataset, *args, **kwargs):
+        shipped = _shipped_dataset(dataset)
+        if shipped is not None:
+            import yaml
+
+            data = yaml.safe_load(shipped.read_text())
+            root = Path(sys.modules[original.__module__].DATASETS_DIR) / data["path"]
+            if not (root / data["val"]).exists():
+                generate_dataset(shipped.stem, root)
+        return original(dataset, *args, **kwargs)
+
+    return check_det_dataset
 
 
 # Packages of the plugin's ``export`` extra, by the distribution names Ultralytics checks for.
@@ -364,7 +399,7 @@ def _wrap_check_requirements(original):
             if missing:
                 logging.getLogger("ultralytics").warning(
                     f"yolo-efficientrep: {', '.join(missing)} missing; install the export dependencies with "
-                    "pip install 'yolo-efficientrep[export]'"
+                    "pip install '.[export]' in a clone of yolo-efficientrep (not on PyPI yet)"
                 )
         return satisfied
 
@@ -464,6 +499,7 @@ _WRAPPED_FUNCTIONS = (
     ("ultralytics.utils.checks", "check_file", _wrap_check_file),
     ("ultralytics.utils.checks", "check_requirements", _wrap_check_requirements),
     ("ultralytics.data.utils", "check_cls_dataset", _wrap_check_cls_dataset),
+    ("ultralytics.data.utils", "check_det_dataset", _wrap_check_det_dataset),
     ("ultralytics.nn.tasks", "guess_model_task", _wrap_guess_model_task),
     ("ultralytics.nn.tasks", "yaml_model_load", _wrap_yaml_model_load),
 )
