@@ -9,7 +9,9 @@
    Ultralytics applies its own input-channel, width (``make_divisible``, ``max_channels``) and depth rules in every
    version; the wrapper reads the resolved ``c1``, ``c2`` and ``n`` back and builds the plugin block in its place.
    Multi-input blocks (``BiFusion``) read the channels of their extra inputs from throw-away ``Conv`` probes appended
-   after the last row. Stock YAMLs (no plugin row) go straight to the original function.
+   after the last row. The plugin head (``EffiDeHead``) stands in as ``Detect``, so Ultralytics hands it ``nc`` and the
+   channels of its inputs as it does for its own heads. Stock YAMLs (no plugin row) go straight to the original
+   function.
 3. It wraps ``ultralytics.utils.checks.check_file`` (and the copies other Ultralytics modules imported by value) so
    that bare names of the plugin's YAMLs (``yolov8n-efficientrep.yaml``, ``shapes.yaml``) resolve from any directory;
    a file of that name in the working directory still wins. ``ultralytics.data.utils.check_cls_dataset`` and
@@ -22,6 +24,8 @@
 6. It wraps ``BaseModel.load`` (how training and ``YOLO(...).load()`` transfer weights) to refuse weights that cannot
    be trained from: a fused plugin model, or a ``deploy`` checkpoint (``NotTrainableError``). Either would transfer
    only a few tensors and train silently from scratch.
+7. It wraps ``guess_model_task`` so a model config whose last row is a plugin head is a ``detect`` model (Ultralytics
+   guesses a config's task from its last module's name; built models are recognised by ``isinstance(m, Detect)``).
 
 Fusing needs no patch: ``RepVGGBlock`` and ``SimConv`` subclass ``RepConv`` and ``Conv``, which Ultralytics'
 ``model.fuse()`` already handles. Supported Ultralytics versions: ``>=8.1, <8.5``.
