@@ -74,9 +74,9 @@ def test_trains_with_ultralytics_loss_with_and_without_dfl(reg_max):
         "cls": torch.tensor([[0.0], [2.0], [1.0]]),
         "bboxes": torch.tensor([[0.3, 0.3, 0.2, 0.3], [0.7, 0.6, 0.3, 0.2], [0.5, 0.5, 0.5, 0.5]]),
     }
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.002, momentum=0.9)
     losses = []
-    for _ in range(8):
+    for _ in range(12):
         loss, items = model.loss(batch)
         optimizer.zero_grad()
         loss.sum().backward()
@@ -85,7 +85,7 @@ def test_trains_with_ultralytics_loss_with_and_without_dfl(reg_max):
         optimizer.step()
         losses.append(loss.sum().item())
     assert len(items) == 3 and all(np.isfinite(losses))
-    assert losses[-1] < losses[0]  # the head learns under Ultralytics' loss
+    assert np.mean(losses[-3:]) < losses[0]  # the head learns under Ultralytics' loss
 
 
 def test_fuse_is_exact_and_folds_every_head_bn():
