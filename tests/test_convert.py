@@ -480,6 +480,9 @@ def test_stock_yolo_val_predict_export_and_fine_tune(tmp_path):
     want = np.concatenate([expected.boxes.cls[:, None].numpy(), expected.boxes.xywhn.numpy()], 1)
     np.testing.assert_allclose(got[np.lexsort(got.T)], want[np.lexsort(want.T)], atol=1e-5)
 
+    track = run([yolo, "track", f"model={coco}", f"source={image}", "conf=0.5", "name=track", *common], cwd=tmp_path)
+    assert track.returncode == 0, track.stderr[-3000:]  # Ultralytics' trackers need the test extra's lap offline
+
     # Fine-tune the nc=80 model on the 3-class shapes data: everything but the class predictors transfers.
     train = run([yolo, "train", f"model={coco}", "data=shapes.yaml", "epochs=1", "name=ft", *common], cwd=tmp_path)
     assert train.returncode == 0, train.stderr[-3000:]
