@@ -139,8 +139,8 @@ def test_failures_are_one_line_with_exit_1(tmp_path):
         (["info", "model=yolov8n.yaml", "imgsz=abc"], "yolo-efficientrep info: imgsz: expected an integer, got 'abc'"),
         (["info", "model=yolov8n.yaml", "imgsz=640,480"], "imgsz: expected one integer (the side of a square input)"),
     ]
-    for args, message in cases:
-        line = _one_line_failure(_cli(*args), message)
+    for args, message in cases:  # (Python warnings, e.g. torch's about TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD, are not ours)
+        line = _one_line_failure(run([bin_path("yolo-efficientrep"), *args], env={"PYTHONWARNINGS": "ignore"}), message)
         if "efficientrp" in args[-1]:
             assert "shapes" not in line  # a model name gets model YAMLs as suggestions, not dataset files
     assert sorted(p.name for p in tmp_path.iterdir()) == ["garbage.pt", "last.pt", "truncated.pt", "yolov8-bad.yaml"]
@@ -154,7 +154,8 @@ def test_deploy_keeps_an_existing_out_file_unless_overwrite(tmp_path):
     save_checkpoint(YOLO("yolov8n-efficientrep.yaml"), tmp_path / "last.pt")
     (tmp_path / "best.pt").write_text("my notes")
     args = ["deploy", f"model={tmp_path / 'last.pt'}", f"out={tmp_path / 'best.pt'}"]
-    _one_line_failure(_cli(*args), "already exists; choose another path or pass overwrite=True to replace it")
+    result = run([bin_path("yolo-efficientrep"), *args], env={"PYTHONWARNINGS": "ignore"})
+    _one_line_failure(result, "already exists; choose another path or pass overwrite=True to replace it")
     assert (tmp_path / "best.pt").read_text() == "my notes"
     result = _cli(*args, "overwrite")  # a bare boolean key, as in the stock yolo command
     assert result.returncode == 0, result.stderr

@@ -47,6 +47,7 @@ def _venv(root: Path) -> Path:
 def test_wheel_layout(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {"yolo_efficientrep.pth", "yolo_efficientrep.start", "_yolo_efficientrep_hook.py"} <= names
+    assert "_yolo_efficientrep_cli.py" in names  # the console script's launcher (help without importing torch)
     assert "yolo_efficientrep/cfg/models/yolov8-efficientrep.yaml" in names
     assert "yolo_efficientrep/cfg/datasets/shapes.yaml" in names
     assert not any(n.startswith("yolo_efficientrep/_startup") for n in names)
