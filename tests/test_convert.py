@@ -177,7 +177,9 @@ def _to_v03_layout(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def _fold(w, bn_prefix, state, eps=1e-3):
     std = (state[f"{bn_prefix}.running_var"].float() + eps).sqrt()
     t = state[f"{bn_prefix}.weight"].float() / std
-    return w.float() * t.reshape(-1, 1, 1, 1), state[f"{bn_prefix}.bias"].float() - state[f"{bn_prefix}.running_mean"] * t
+    return w.float() * t.reshape(-1, 1, 1, 1), state[f"{bn_prefix}.bias"].float() - state[
+        f"{bn_prefix}.running_mean"
+    ] * t
 
 
 def _to_deploy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -227,8 +229,10 @@ def _variant(kind: str, tmp_path: Path) -> tuple[Path, str, str]:
                     if isinstance(m, YOLOv6StandIn):
                         m.__class__ = fake(type(m).yolov6_class)
             results = (np.float64(0.375), np.float64(0.52))
-            torch.save({"model": model, "ema": ema, "updates": 1234, "optimizer": optimizer, "epoch": 12,
-                        "results": results}, path)
+            torch.save(
+                {"model": model, "ema": ema, "updates": 1234, "optimizer": optimizer, "epoch": 12, "results": results},
+                path,
+            )
         return path, DISTILL, "from 'ema'"
     if kind == "deploy-form":
         torch.save(_to_deploy(_flat(_tree(DISTILL))), path)
@@ -364,12 +368,15 @@ def test_official_layout_round_trip(listing, tmp_path):
         mapped.add(target)
     # ... and every plugin tensor has an official source (BN counters and the fixed DFL projection aside).
     assert {k for k in ours if not re.search(r"num_batches_tracked|\.dfl\.conv\.weight$", k)} <= mapped
-    torch.save({k: v.half() if v.is_floating_point() and scale in "ns" else v for k, v in state.items()},
-               tmp_path / "v6.pt")
+    torch.save(
+        {k: v.half() if v.is_floating_point() and scale in "ns" else v for k, v in state.items()}, tmp_path / "v6.pt"
+    )
     out = convert_yolov6(tmp_path / "v6.pt", tmp_path / "out.pt", verbose=False)
     found, _ = read_yolov6(tmp_path / "v6.pt")
     assert found.scale == scale and found.release == ("0.3.0" if release == "0.3" else "0.4.x")
-    assert found.head == {"plain": "effidehead", "fuseab": "effidehead_fuseab", "distill": "effidehead_distill_ns"}[head]
+    assert (
+        found.head == {"plain": "effidehead", "fuseab": "effidehead_fuseab", "distill": "effidehead_distill_ns"}[head]
+    )
     if scale in "ns":  # the float16 copy of the reference is the reference the conversion must reproduce
         model = model.half().float()
     x = torch.rand(1, 3, 64, 64, generator=g)
@@ -406,23 +413,31 @@ def _refusal_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     files["truncated"] = (write("t.pt", raw=good[: len(good) // 2]), r"not a readable PyTorch checkpoint")
     files["not-a-checkpoint"] = (write("r.pt", raw=b"hello, this is text"), r"not a readable PyTorch checkpoint")
     files["unrelated-state-dict"] = (
-        write("u.pt", {"fc.weight": torch.zeros(2, 2)}), r"not a YOLOv6 detection checkpoint"
+        write("u.pt", {"fc.weight": torch.zeros(2, 2)}),
+        r"not a YOLOv6 detection checkpoint",
     )
     files["list"] = (write("l.pt", [1, 2]), r"holds a list, not a YOLOv6 model")
     files["p6"] = (
-        write("p6.pt", {**state, "backbone.ERBlock_6.0.rbr_dense.conv.weight": torch.zeros(1)}), r"YOLOv6 P6 model"
+        write("p6.pt", {**state, "backbone.ERBlock_6.0.rbr_dense.conv.weight": torch.zeros(1)}),
+        r"YOLOv6 P6 model",
     )
     v2 = {k.replace("neck.Bifusion0", "neck.upsample0"): v for k, v in state.items()}
     files["v2"] = (write("v2.pt", v2), r"YOLOv6 v1/v2 model \(Rep-PAN neck without BiFusion\)")
     files["custom-width"] = (
-        write("w.pt", {**state, "backbone.stem.rbr_dense.conv.weight": torch.zeros(24, 3, 3, 3)}), r"unknown width"
+        write("w.pt", {**state, "backbone.stem.rbr_dense.conv.weight": torch.zeros(24, 3, 3, 3)}),
+        r"unknown width",
     )
     extra = {**state, "neck.extra_layer.conv.weight": torch.zeros(4, 4, 1, 1)}
     files["extra-tensors"] = (write("x.pt", extra), r"holds 1 tensors a YOLOv6 v3.0-N does not have")
-    deeper = {**state, **{k.replace("Rep_p4.block.2.", "Rep_p4.block.3."): v for k, v in state.items()
-                          if "Rep_p4.block.2." in k}}
+    deeper = {
+        **state,
+        **{k.replace("Rep_p4.block.2.", "Rep_p4.block.3."): v for k, v in state.items() if "Rep_p4.block.2." in k},
+    }
     files["custom-depth"] = (write("d.pt", deeper), r"more than 4 units: a custom depth")
-    files["ultralytics"] = (write("ul.pt", {"model": YOLO("yolov8n.yaml").model}), r"refused to load global 'ultralytics")
+    files["ultralytics"] = (
+        write("ul.pt", {"model": YOLO("yolov8n.yaml").model}),
+        r"refused to load global 'ultralytics",
+    )
     return files
 
 
@@ -469,8 +484,10 @@ def test_stock_yolo_val_predict_export_and_fine_tune(tmp_path):
     from PIL import Image
 
     Image.fromarray((np.random.default_rng(0).random((96, 128, 3)) * 255).astype(np.uint8)).save(image)
-    predict = run([yolo, "predict", f"model={coco}", f"source={image}", "conf=0.5", "save_txt", "name=pred", *common],
-                  cwd=tmp_path)
+    predict = run(
+        [yolo, "predict", f"model={coco}", f"source={image}", "conf=0.5", "save_txt", "name=pred", *common],
+        cwd=tmp_path,
+    )
     assert predict.returncode == 0, predict.stderr[-3000:]
     labels = tmp_path / "runs" / "pred" / "labels" / "image.txt"
     expected = YOLO(coco).predict(image, imgsz=64, conf=0.5, device="cpu", verbose=False)[0]

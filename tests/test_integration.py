@@ -10,6 +10,7 @@ from conftest import ASSETS, count, randomize_bn
 from torch import nn
 from ultralytics import YOLO
 from ultralytics.nn import tasks
+from ultralytics.nn.modules import Conv
 from ultralytics.nn.tasks import DetectionModel
 from ultralytics.utils import checks
 
@@ -325,7 +326,8 @@ def test_unknown_module_error_is_still_a_key_error(tmp_path):
 
 def test_bad_yaml_activation_names_the_key(tmp_path, keep_default_act):
     name = _write_yaml(tmp_path, [[-1, 1, "RepVGGBlock", [64, 3, 2]], DETECT], extra="activation: nn.Nope()\n")
-    with pytest.raises((yer.ModelConfigError, AttributeError), match=r"Nope"):
+    # The plugin's own check, before Ultralytics evaluates the string (which would fail with its own error)
+    with pytest.raises(yer.ModelConfigError, match=r"^model YAML 'activation: nn\.Nope\(\)': unknown activation"):
         YOLO(name)
 
 
@@ -386,9 +388,22 @@ def test_everyblock_model_fuse_is_exact():
 def test_fuse_through_the_yolo_api_counts_parameters():
     model = YOLO("yolov8n-efficientrep.yaml")
     unfused = sum(p.numel() for p in model.model.parameters())
+    # What fusing must remove, from the unfused structure: per rep unit the 1x1 kernel and every BN's affine pair, one
+    # bias of c2 coming back; per other conv+BN its BN pair, again one bias coming back.
+    reps = [m for m in model.model.modules() if isinstance(m, yer.RepVGGBlock)]
+    inner = {id(u.conv1) for u in reps} | {id(u.conv2) for u in reps if u.conv2 is not None}
+    removed = 0
+    for u in reps:
+        c2 = u.conv1.conv.out_channels
+        removed += c2 + (u.conv2.conv.weight.numel() + 2 * c2 if u.conv2 is not None else 0)
+        removed += 2 * u.bn.num_features if u.bn is not None else 0
+    for m in model.model.modules():
+        if isinstance(m, Conv) and hasattr(m, "bn") and id(m) not in inner:
+            removed += m.bn.num_features
+    assert len(reps) > 10 and removed > 0
     model.fuse()
     fused = sum(p.numel() for p in model.model.parameters())
-    assert fused < unfused
+    assert fused == unfused - removed
     assert count(model.model, nn.BatchNorm2d) == 0
 
 

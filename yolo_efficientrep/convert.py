@@ -125,9 +125,7 @@ for _name in ("_rebuild_parameter_with_state", "_rebuild_tensor"):
     if hasattr(torch._utils, _name):
         _ALLOWED[("torch._utils", _name)] = getattr(torch._utils, _name)
 _INERT_DATA = {
-    (m, n)
-    for m in ("numpy.core.multiarray", "numpy._core.multiarray")
-    for n in ("scalar", "_reconstruct")
+    (m, n) for m in ("numpy.core.multiarray", "numpy._core.multiarray") for n in ("scalar", "_reconstruct")
 } | {("numpy", "dtype"), ("numpy", "ndarray")}
 _RENAMED = {"__builtin__": "builtins", "copy_reg": "copyreg"}  # protocol-2 pickles written by Python 2 names
 
@@ -247,8 +245,11 @@ def _strip(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def _canonical(key: str) -> str:
-    """One key layout for both releases: 0.4.x ``X.block.conv`` (ConvBNReLU wrappers) and 0.3.0 ``X.block.conv``
-    (ConvWrapper) become ``X.conv``, and 0.4.x's SPPF wrappers (``ERBlock_5.2.sppf.``/``cspsppf.``) disappear."""
+    """One key layout for both releases.
+
+    0.4.x ``X.block.conv`` (ConvBNReLU wrappers) and 0.3.0 ``X.block.conv`` (ConvWrapper) become ``X.conv``, and
+    0.4.x's SPPF wrappers (``ERBlock_5.2.sppf.``/``cspsppf.``) disappear.
+    """
     key = re.sub(r"\.block\.(conv|bn)\.", r".\1.", key + ".")[:-1] if ".block." in key else key
     return re.sub(r"^backbone\.ERBlock_5\.2\.(cspsppf|sppf)\.", "backbone.ERBlock_5.2.", key)
 
@@ -273,8 +274,9 @@ def _identify(raw: dict[str, torch.Tensor], head_class: str | None, path: Path) 
         return refuse("a YOLOv6 Lite model, which is not supported")
     if not any(k.startswith("neck.Bifusion0.") for k in keys):
         return refuse("a YOLOv6 v1/v2 model (Rep-PAN neck without BiFusion), which is not supported")
-    stem = _first(state, "backbone.stem.rbr_dense.conv.weight", "backbone.stem.rbr_reparam.weight",
-                  "backbone.stem.conv.weight")
+    stem = _first(
+        state, "backbone.stem.rbr_dense.conv.weight", "backbone.stem.rbr_reparam.weight", "backbone.stem.conv.weight"
+    )
     if stem is None or stem.ndim != 4 or int(stem.shape[0]) not in SCALES:
         width = None if stem is None else tuple(stem.shape)
         return refuse(f"a YOLOv6 model of unknown width (stem {width}; v3.0 N/S/M/L have 16/32/48/64 channels)")
@@ -283,7 +285,8 @@ def _identify(raw: dict[str, torch.Tensor], head_class: str | None, path: Path) 
     if csp != (scale in "ml"):
         return refuse(
             f"a custom YOLOv6 variant: stem width {stem.shape[0]} (scale {scale}) with "
-            f"{'CSPBep' if csp else 'EfficientRep'} stages, where v3.0 uses {'CSPBep' if scale in 'ml' else 'EfficientRep'}"
+            f"{'CSPBep' if csp else 'EfficientRep'} stages, where v3.0 uses "
+            f"{'CSPBep' if scale in 'ml' else 'EfficientRep'}"
         )
     # The inference branches of the three head classes, in both releases' names (see the module docstring).
     if any(k.startswith("detect.reg_preds_lrtb.") for k in keys):

@@ -58,9 +58,9 @@ from .reparam import bias_batchnorm, fold_bn
 
 __all__ = ("DEPLOY_RTOL", "DeployError", "deploy", "max_relative_error", "read_checkpoint", "to_stock")
 
-# Largest relative output difference deploy() accepts between the plugin model and its stock copy. Folding BN in float32
-# costs up to ~3e-5 on models with trained-scale weights (converted YOLOv6-N: 3.4e-5; Ultralytics' own fuse() of the same
-# model: 2.9e-5); a structural mistake costs orders of magnitude more.
+# Largest relative output difference deploy() accepts between the plugin model and its stock copy. Folding BN in
+# float32 costs up to ~3e-5 on models with trained-scale weights (converted YOLOv6-N: 3.4e-5; Ultralytics' own fuse()
+# of the same model: 2.9e-5); a structural mistake costs orders of magnitude more.
 DEPLOY_RTOL = 1e-4
 _PACKAGE = __name__.partition(".")[0]
 
