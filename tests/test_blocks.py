@@ -6,6 +6,7 @@ import pytest
 import torch
 from conftest import count, randomize_bn
 from torch import nn
+from torch.nn import functional as F
 
 from yolo_efficientrep import (
     CSPSPPF,
@@ -153,18 +154,100 @@ def test_qarepvgg_post_sum_bn_normalizes_the_sum():
         torch.testing.assert_close(block(x), block.act(block.bn(branches)))
 
 
-def test_repvgg_fuse_through_ultralytics_fuse_contract():
-    """Ultralytics' BaseModel.fuse() calls fuse_convs() then swaps forward for forward_fuse on every RepConv."""
-    from ultralytics.nn.modules import RepConv
+@pytest.mark.parametrize("cls", [RepVGGBlock, QARepVGGBlock, QARepVGGBlockV2, SimConv])
+def test_units_fuse_through_ultralytics_basemodel_fuse(cls):
+    """Ultralytics' own BaseModel.fuse() (not a re-enactment of it) collapses every plugin unit exactly."""
+    from ultralytics.nn.tasks import BaseModel
 
-    block = randomize_bn(RepVGGBlock(8, 8))
-    assert isinstance(block, RepConv)
+    class Tiny(BaseModel):
+        def __init__(self, *units):
+            super().__init__()
+            self.model = nn.Sequential(*units)
+
+    units = [cls(8, 8), cls(8, 16, 3, 2)]
+    model = randomize_bn(Tiny(*units))
     x = torch.randn(1, 8, 8, 8)
     with torch.no_grad():
-        before = block(x)
-        block.fuse_convs()
-        block.forward = block.forward_fuse
-        torch.testing.assert_close(block(x), before, rtol=1e-4, atol=1e-5)
+        before = model.model(x)
+        model.fuse(verbose=False)
+        after = model.model(x)
+    torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-5)
+    assert count(model, nn.BatchNorm2d) == 0 and model.is_fused()
+    for unit in units:
+        convs = [m for m in unit.modules() if isinstance(m, nn.Conv2d)]
+        assert len(convs) == 1 and convs[0].bias is not None
+
+
+# ------------------------------------------------------------------------------ reference forwards, from definitions
+def _bn(x, bn):
+    return F.batch_norm(x, bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps)
+
+
+def _conv(x, conv):
+    return F.conv2d(x, conv.weight, conv.bias, conv.stride, conv.padding, conv.dilation, conv.groups)
+
+
+def _conv_bn(x, unit):  # an Ultralytics Conv / SimConv without its activation
+    return _bn(_conv(x, unit.conv), unit.bn)
+
+
+def _reference(m, x):
+    """The block's training-form output computed from its definition with torch.nn.functional (eval-mode BN)."""
+    if type(m) is RepVGGBlock:  # k x k conv+BN + 1x1 conv+BN + identity BN, summed, then the activation
+        y = _conv_bn(x, m.conv1)
+        y = y + _conv_bn(x, m.conv2) if m.conv2 is not None else y
+        return m.act(y + _bn(x, m.bn) if m.bn is not None else y)
+    if type(m) in (QARepVGGBlock, QARepVGGBlockV2):  # BN on k x k only, plain 1x1, raw identity (+ avg pool), post BN
+        k = m.conv1.conv.kernel_size[0]
+        y = _conv_bn(x, m.conv1) + F.conv2d(x, m.conv2.weight, None, m.conv2.stride, 0, 1, m.conv2.groups)
+        if m.c1 == m.c2 and m.conv1.conv.stride == (1, 1):
+            y = y + x + (F.avg_pool2d(x, k, 1, k // 2, count_include_pad=True) if type(m) is QARepVGGBlockV2 else 0)
+        return m.act(_bn(y, m.bn))
+    if type(m) is SimConv:
+        return m.act(_conv_bn(x, m))
+    if type(m) is Transpose:
+        t = m.upsample
+        return F.conv_transpose2d(x, t.weight, t.bias, t.stride, t.padding)
+    if type(m) is BottleRep:  # two units, plus alpha * x when the channels allow a shortcut
+        y = _reference(m.conv2, _reference(m.conv1, x))
+        return y + m.alpha * x if x.shape[1] == y.shape[1] else y
+    if type(m) is RepBlock:
+        for unit in m.m:
+            x = _reference(unit, x)
+        return x
+    if type(m) is BepC3:  # processed branch first in the concat
+        return _reference(m.cv3, torch.cat((_reference(m.m, _reference(m.cv1, x)), _reference(m.cv2, x)), 1))
+    k = 5
+    pool = lambda t: F.max_pool2d(t, k, 1, k // 2)  # noqa: E731
+    if type(m) is SimSPPF:
+        y0 = _reference(m.cv1, x)
+        y1 = pool(y0)
+        y2 = pool(y1)
+        return _reference(m.cv2, torch.cat((y0, y1, y2, pool(y2)), 1))
+    if type(m) in (CSPSPPF, SimCSPSPPF):  # shortcut cv2 first, then the pooled main path
+        y0 = _reference(m.cv4, _reference(m.cv3, _reference(m.cv1, x)))
+        y1 = pool(y0)
+        y2 = pool(y1)
+        main = _reference(m.cv6, _reference(m.cv5, torch.cat((y0, y1, y2, pool(y2)), 1)))
+        return _reference(m.cv7, torch.cat((_reference(m.cv2, x), main), 1))
+    if type(m) is BiFusion:  # [upsampled higher, current, downsampled lower]
+        up = _reference(m.upsample, x[0])
+        down = _reference(m.downsample, _reference(m.cv2, x[2]))
+        return _reference(m.cv3, torch.cat((up, _reference(m.cv1, x[1]), down), 1))
+    raise AssertionError(type(m))
+
+
+@pytest.mark.parametrize("case", CASES, ids=[_ids(c) for c in CASES])
+def test_training_form_matches_the_definition(case):
+    cls, args, kwargs, c1 = case
+    torch.manual_seed(0)
+    block = randomize_bn(cls(*args, **kwargs))
+    for m in block.modules():  # a shortcut weight other than 1 too
+        if isinstance(getattr(m, "alpha", None), torch.Tensor):
+            m.alpha.fill_(0.7)
+    x = _input(c1)
+    with torch.no_grad():
+        torch.testing.assert_close(block(x), _reference(block, x), rtol=1e-5, atol=1e-5)
 
 
 def test_fuse_handles_branches_whose_bn_was_folded_first():
