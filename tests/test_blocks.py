@@ -342,3 +342,29 @@ def test_make_act_passes_literal_arguments_without_eval():
 def test_bad_block_arguments_raise_clear_errors(build, message):
     with pytest.raises(ValueError, match=message):
         build()
+
+
+@pytest.mark.parametrize("case", CASES, ids=[_ids(c) for c in CASES])
+def test_gradients_reach_every_branch_in_training_form(case):
+    cls, args, kwargs, c1 = case
+    torch.manual_seed(0)
+    block = cls(*args, **kwargs).train()
+    x = _input(c1, batch=4)
+    block(x).square().mean().backward()
+    for name, p in block.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+    branches = [m for m in block.modules() if isinstance(m, RepVGGBlock) and m.conv2 is not None]
+    assert all(m.conv2.conv.weight.grad.abs().sum() > 0 for m in branches if type(m) is RepVGGBlock)
+
+
+@pytest.mark.parametrize("cls", [RepVGGBlock, QARepVGGBlockV2, SimConv])
+def test_fusing_in_float16_stays_float16_and_close(cls):
+    torch.manual_seed(0)
+    block = randomize_bn(cls(16, 16))
+    x = torch.randn(1, 16, 12, 12)
+    with torch.no_grad():
+        want = block(x)
+        half = reparameterize(block.half())
+        got = half(x.half())
+    assert got.dtype == torch.float16 and all(p.dtype == torch.float16 for p in half.parameters())
+    assert ((got.float() - want).abs().max() / want.abs().max()).item() < 1e-2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 
 import pytest
@@ -450,3 +451,59 @@ def test_missing_export_dependency_names_the_extra(monkeypatch):
     assert "yolo-efficientrep: onnxslim missing; install the export dependencies with pip install " in "".join(messages)
     assert "pip install '.[export]' in a clone of yolo-efficientrep" in "".join(messages)
     assert sum("yolo-efficientrep" in m for m in messages) == 1
+
+
+def _logged(build) -> tuple[list[str], BaseException | None]:
+    """Messages Ultralytics' logger emits while ``build()`` runs, and the error it raised (if any)."""
+    import logging
+
+    messages = []
+    handler = logging.Handler()
+    handler.emit = lambda record: messages.append(record.getMessage())
+    logger = logging.getLogger("ultralytics")
+    logger.addHandler(handler)
+    try:
+        build()
+        error = None
+    except Exception as e:
+        error = e
+    finally:
+        logger.removeHandler(handler)
+    return messages, error
+
+
+def test_layer_table_shows_the_plugin_rows_not_their_stand_ins():
+    messages, error = _logged(lambda: DetectionModel("yolov6n-efficientrep.yaml", verbose=True))
+    assert error is None
+    header = next(i for i, m in enumerate(messages) if "arguments" in m)
+    rows = [m for m in messages[header + 1 :] if re.match(r"^\s*\d+\s", m)]
+    assert [int(r.split()[0]) for r in rows] == list(range(23))  # every layer once, no probe rows
+    assert "yolo_efficientrep.blocks.RepVGGBlock" in rows[0] and "yolo_efficientrep.blocks.BiFusion" in rows[11]
+    assert "yolo_efficientrep.heads.EffiDeHead" in rows[22] and "ultralytics.nn.modules.conv.Concat" in rows[17]
+    stand_ins = ("ultralytics.nn.modules.conv.Conv ", "ultralytics.nn.modules.block.C3 ", "modules.head.Detect ")
+    assert not [r for r in rows if any(s in r + " " for s in stand_ins)]
+
+
+def test_a_failing_build_still_logs_the_table_it_reached(tmp_path):
+    # A stock row that Ultralytics itself cannot build, after a plugin row: the plugin holds the table back while
+    # Ultralytics builds the stand-ins; on the failure the rows built so far are released, not lost.
+    rows = [[-1, 1, "RepVGGBlock", [64, 3, 2]], [-1, 1, "Conv", [64, 3, 1, None, 1, 1, True, "extra"]], DETECT]
+    name = _write_yaml(tmp_path, rows)
+    messages, error = _logged(lambda: DetectionModel(name, verbose=True))
+    assert isinstance(error, TypeError), error
+    header = next(i for i, m in enumerate(messages) if "arguments" in m)
+    assert re.match(r"^\s*0\s+-1\s+1\s", messages[header + 1])  # layer 0 (as built) precedes the error
+
+
+def test_repeats_on_a_single_unit_row_stack_copies(tmp_path):
+    rows = [[-1, 1, "RepVGGBlock", [64, 3, 2]], [-1, 9, "RepVGGBlock", [128, 3, 1]], DETECT]  # depth 0.33: 3 copies
+    model = randomize_bn(YOLO(_write_yaml(tmp_path, rows)).model)
+    stack = model.model[1]
+    assert isinstance(stack, nn.Sequential) and [type(m) for m in stack] == [yer.RepVGGBlock] * 3
+    assert [(m.c1, m.c2) for m in stack] == [(16, 32), (32, 32), (32, 32)]  # width 0.25: 64 -> 16, 128 -> 32
+    assert stack[0].bn is None and stack[1].bn is not None and stack[2].bn is not None
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        before = model(x)[0]
+        model.fuse(verbose=False)
+        torch.testing.assert_close(model(x)[0], before, rtol=1e-4, atol=1e-4)
