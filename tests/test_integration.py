@@ -507,3 +507,21 @@ def test_repeats_on_a_single_unit_row_stack_copies(tmp_path):
         before = model(x)[0]
         model.fuse(verbose=False)
         torch.testing.assert_close(model(x)[0], before, rtol=1e-4, atol=1e-4)
+
+
+def test_parse_model_wrapper_passes_any_signature_through():
+    """A future parse_model(d, ch, verbose, new_arg=...) keeps working: the wrapper forwards what it does not read."""
+    seen = []
+
+    def future_parse_model(d, ch, verbose=True, new_arg=None):
+        seen.append((ch, verbose, new_arg))
+        return tasks.__dict__["parse_model"].__wrapped__(d, ch, verbose)
+
+    future_parse_model.__module__ = tasks.__name__
+    wrapped = integration._wrap_parse_model(future_parse_model)
+    stock = {"nc": 3, "backbone": [[-1, 1, "Conv", [16, 3, 2]]], "head": [[-1, 1, "Conv", [16, 3, 2]]]}
+    plugin = {"nc": 3, "backbone": [[-1, 1, "RepVGGBlock", [16, 3, 2]]], "head": [[-1, 1, "Conv", [16, 3, 2]]]}
+    wrapped(stock, 3, new_arg="a")
+    model, _ = wrapped(plugin, ch=3, verbose=False, new_arg="b")
+    assert seen == [(3, True, "a"), (3, False, "b")]
+    assert isinstance(model[0], yer.RepVGGBlock)

@@ -203,7 +203,8 @@ def _bottle_rep(m: blocks.BottleRep, path: str) -> nn.Module:
     if not math.isfinite(alpha):
         raise DeployError(f"{path}: BottleRep shortcut weight alpha={alpha} is not finite")
     scaled = alpha not in (0.0, 1.0)
-    stock = _stock_modules().Bottleneck(c1, c2, True, 1, (1, 1), 1.0)
+    # by keyword: Bottleneck's positional order is not a contract across releases
+    stock = _stock_modules().Bottleneck(c1, c2, shortcut=True, g=1, k=(1, 1), e=1.0)
     stock.cv1 = _stock_conv(m.conv1, f"{path}.conv1", in_scale=alpha if scaled else 1.0)
     stock.cv2 = _stock_conv(m.conv2, f"{path}.conv2")
     stock.add = alpha != 0.0

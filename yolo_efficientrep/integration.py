@@ -134,7 +134,7 @@ BLOCKS: dict[str, tuple[type[nn.Module], str]] = {
     "BiFusion": (blocks.BiFusion, "multi"),
     "EffiDeHead": (heads.EffiDeHead, "head"),
 }
-# "head" rows ([P3, P4, P5] -> (nc, *args, ch=[c of each input])) stand in as Detect, which Ultralytics feeds its own way
+# "head" rows ([P3, P4, P5] -> (nc, *args, ch=[c of each input])) stand in as Detect, fed by Ultralytics its own way
 _STAND_IN = {"single": "Conv", "repeat": "C3", "multi": "Conv", "head": "Detect"}
 
 
@@ -865,8 +865,14 @@ def _unshare_activations(layers: list[nn.Module]) -> None:
 
 
 def _wrap_parse_model(original):
+    signature = inspect.signature(original)
+
     @functools.wraps(original)
-    def parse_model(d, ch, verbose=True):
+    def parse_model(d, *args, **kwargs):
+        # Signature-agnostic: whatever Ultralytics passes goes through; only ch and verbose are read.
+        bound = signature.bind(d, *args, **kwargs)
+        bound.apply_defaults()
+        ch, verbose = bound.arguments.get("ch", 3), bound.arguments.get("verbose", True)
         _complete_pending()
         tasks = sys.modules[original.__module__]
         error = _no_rows_error(d)  # a config given as a dict
@@ -875,9 +881,10 @@ def _wrap_parse_model(original):
         rows = [*d["backbone"], *d["head"]]
         plugin = _resolve_names(rows, tasks)
         if not plugin:
-            return original(d, ch, verbose)
+            return original(d, *args, **kwargs)
         with _BUILD_LOCK:
-            return _parse_plugin_model(original, d, ch, verbose, rows, plugin)
+            build = lambda cfg, _ch, _verbose: original(cfg, *args, **kwargs)  # noqa: E731 - same arguments
+            return _parse_plugin_model(build, d, ch, verbose, rows, plugin)
 
     setattr(parse_model, _MARK, True)
     return parse_model
