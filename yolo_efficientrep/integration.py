@@ -11,7 +11,9 @@
    Multi-input blocks (``BiFusion``) read the channels of their extra inputs from throw-away ``Conv`` probes appended
    after the last row. The plugin head (``EffiDeHead``) stands in as ``Detect``, so Ultralytics hands it ``nc`` and the
    channels of its inputs as it does for its own heads. Stock YAMLs (no plugin row) go straight to the original
-   function.
+   function. The wrapper replaces ``parse_model`` wherever Ultralytics binds it (also ``ultralytics.nn.parse_model``).
+   Before returning a plugin model it checks what Ultralytics would only report as a bare error (``from`` indices,
+   repeats, channels, block arguments, the sizes a multi-input layer receives) and names the layer and the module.
 3. It wraps ``ultralytics.utils.checks.check_file`` (and the copies other Ultralytics modules imported by value) so
    that bare names of the plugin's YAMLs (``yolov8n-efficientrep.yaml``, ``shapes.yaml``) resolve from any directory;
    a file of that name in the working directory still wins. ``ultralytics.data.utils.check_cls_dataset`` and
@@ -26,6 +28,8 @@
    only a few tensors and train silently from scratch.
 7. It wraps ``guess_model_task`` so a model config whose last row is a plugin head is a ``detect`` model (Ultralytics
    guesses a config's task from its last module's name; built models are recognised by ``isinstance(m, Detect)``).
+8. It wraps ``yaml_model_load`` to refuse, by file name, a model YAML without ``backbone`` and ``head`` rows (an empty
+   or comment-only file), which Ultralytics would index into with a bare ``KeyError``.
 
 Fusing needs no patch: ``RepVGGBlock`` and ``SimConv`` subclass ``RepConv`` and ``Conv``, which Ultralytics'
 ``model.fuse()`` already handles. Supported Ultralytics versions: ``>=8.1, <8.5``.
@@ -114,6 +118,7 @@ def check_ultralytics_version() -> str:
 check_ultralytics_version()
 
 from . import blocks, heads  # noqa: E402
+from ._utils import qualname as _qualname  # noqa: E402
 from .data import DATASETS, GENERATED_FOLDERS, generate_dataset  # noqa: E402
 from .resources import cfg_dir, find_yaml, yaml_names  # noqa: E402
 
@@ -148,10 +153,6 @@ def _tasks():
 
 def _is_ours(obj: Any) -> bool:
     return getattr(obj, _MARK, False)
-
-
-def _qualname(obj: Any) -> str:
-    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
 
 
 def _same_class(a: Any, b: type) -> bool:
