@@ -58,16 +58,9 @@ def keep_default_act():
 
 def randomize_bn(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     """Give every BatchNorm random running statistics and affine parameters, then switch to ``.eval()``."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-                n = m.num_features
-                m.running_mean.copy_(torch.rand(n, generator=g) * 2 - 1)
-                m.running_var.copy_(torch.rand(n, generator=g) * 1.5 + 0.5)
-                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
-                m.bias.copy_(torch.rand(n, generator=g) - 0.5)
-    return model.eval()
+    from yolo_efficientrep._utils import randomize_batchnorm
+
+    return randomize_batchnorm(model, seed)
 
 
 def count(model: torch.nn.Module, cls: type) -> int:

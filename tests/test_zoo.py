@@ -13,6 +13,7 @@ from ultralytics import YOLO
 
 import yolo_efficientrep as yer
 from yolo_efficientrep import zoo
+from yolo_efficientrep._utils import tensors
 
 ALL = [zoo.scaled_name(f, s) for f in zoo.MODEL_FAMILIES for s in zoo.SCALES]
 SMALL = [zoo.scaled_name(f, s) for f in zoo.MODEL_FAMILIES for s in "ns"]
@@ -25,9 +26,7 @@ def test_every_shipped_model_yaml_is_in_the_zoo():
 
 
 def _tensors(y):
-    if isinstance(y, torch.Tensor):
-        return [y]
-    return [t for item in (y.values() if isinstance(y, dict) else y) for t in _tensors(item)]
+    return tensors(y)
 
 
 def _check_output(task: str, y, nc: int, imgsz: int):

@@ -23,6 +23,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ._utils import tensors
+
 __all__ = ("DEFAULT_MODELS", "run_benchmark", "single_path_equivalent")
 
 DEFAULT_MODELS = (
@@ -317,14 +319,6 @@ def _versus_counterpart(entries: list[dict]) -> None:
         e["versus_counterpart"] = versus
 
 
-def _tensors(y) -> list[torch.Tensor]:
-    """Every tensor in a (nested) model output."""
-    if isinstance(y, torch.Tensor):
-        return [y]
-    items = y.values() if isinstance(y, dict) else y if isinstance(y, (list, tuple)) else []
-    return [t for item in items for t in _tensors(item)]
-
-
 def _train_step(model: nn.Module, batch: int, imgsz: int, steps: int, device: torch.device | None = None) -> dict:
     """Time one forward+backward step on random data; measure the activations autograd saves and the peak memory.
 
@@ -352,7 +346,7 @@ def _train_step(model: nn.Module, batch: int, imgsz: int, steps: int, device: to
         t = time.perf_counter()
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), torch.autocast(device.type, enabled=cuda):
             out = model(x)
-            loss = sum(t.float().mean() for t in _tensors(out))
+            loss = sum(t.float().mean() for t in tensors(out))
         loss.backward()
         model.zero_grad(set_to_none=True)
         if cuda:

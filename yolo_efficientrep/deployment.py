@@ -42,7 +42,7 @@ import os
 import pickle
 import types
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from copy import deepcopy
 from datetime import datetime
 from pathlib import Path
@@ -53,6 +53,8 @@ from torch import nn
 
 from . import blocks, heads
 from ._compat import stock_detect
+from ._utils import qualname as _qualname
+from ._utils import tensors
 from .integration import check_ultralytics_version
 from .reparam import bias_batchnorm, fold_bn
 
@@ -80,10 +82,6 @@ _STOCK_PACKAGES = {"torch", "torchvision", "ultralytics"}
 def _is_known(obj: Any) -> bool:
     """Whether ``obj``'s class comes from this package or from the stock packages a deploy checkpoint may hold."""
     return _is_plugin(obj) or type(obj).__module__.partition(".")[0] in _STOCK_PACKAGES
-
-
-def _qualname(cls: type) -> str:
-    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def _stock_modules():
@@ -399,21 +397,9 @@ def to_stock(model: nn.Module) -> nn.Module:
 # Checking and writing
 
 
-def _tensors(y: Any) -> Iterator[torch.Tensor]:
-    """Every output tensor of a model, except the head's input maps that Ultralytics >= 8.4 returns as "feats".
-
-    Those are intermediate (an EffiDeHead reports its stems' outputs there, its stock ``Detect`` copy the stems'
-    inputs); the raw box/class predictions and the decoded output beside them are what must agree.
-    """
-    if isinstance(y, torch.Tensor):
-        yield y
-    elif isinstance(y, dict):
-        for k, v in y.items():
-            if k != "feats":
-                yield from _tensors(v)
-    elif isinstance(y, (list, tuple)):
-        for v in y:
-            yield from _tensors(v)
+# Ultralytics >= 8.4 also returns the head's input maps as "feats": intermediate (an EffiDeHead reports its stems'
+# outputs there, its stock Detect copy the stems' inputs); the raw predictions and the decoded output must agree.
+_INTERMEDIATE = ("feats",)
 
 
 @torch.no_grad()
@@ -432,7 +418,7 @@ def max_relative_error(reference: nn.Module, candidate: nn.Module, imgsz: int = 
     first = next(m for m in reference.modules() if isinstance(m, (nn.Conv2d, nn.Linear)))
     channels = first.in_channels if isinstance(first, nn.Conv2d) else first.in_features
     x = torch.rand(2, channels, imgsz, imgsz, generator=torch.Generator().manual_seed(seed)).to(first.weight)
-    want, got = list(_tensors(reference.eval()(x))), list(_tensors(candidate.eval()(x)))
+    want, got = tensors(reference.eval()(x), _INTERMEDIATE), tensors(candidate.eval()(x), _INTERMEDIATE)
     if len(want) != len(got) or any(a.shape != b.shape for a, b in zip(want, got)):
         return math.inf
     errors = [

@@ -118,6 +118,7 @@ def check_ultralytics_version() -> str:
 check_ultralytics_version()
 
 from . import blocks, heads  # noqa: E402
+from ._utils import qualname as _qualname  # noqa: E402
 from .data import DATASETS, GENERATED_FOLDERS, generate_dataset  # noqa: E402
 from .resources import cfg_dir, find_yaml, yaml_names  # noqa: E402
 
@@ -152,10 +153,6 @@ def _tasks():
 
 def _is_ours(obj: Any) -> bool:
     return getattr(obj, _MARK, False)
-
-
-def _qualname(obj: Any) -> str:
-    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
 
 
 def _same_class(a: Any, b: type) -> bool:

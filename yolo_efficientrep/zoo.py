@@ -198,6 +198,7 @@ def check_model(name: str, imgsz: int = 96, rtol: float = 1e-4) -> CheckResult:
     """Build ``name`` through stock ``YOLO``, randomize every BN, and compare outputs before/after ``model.fuse()``."""
     from ultralytics import YOLO
 
+    from ._utils import randomize_batchnorm
     from .blocks import RepVGGBlock
     from .integration import BLOCKS
 
@@ -206,15 +207,9 @@ def check_model(name: str, imgsz: int = 96, rtol: float = 1e-4) -> CheckResult:
         plugin = tuple(cls for cls, _ in BLOCKS.values())
         blocks_used = sum(isinstance(m, plugin) for m in model.model)
         reps = sum(isinstance(m, RepVGGBlock) for m in model.modules())  # QARepVGGBlock(V2) included
-        g = torch.Generator().manual_seed(0)
+        randomize_batchnorm(model, seed=0)
         with torch.no_grad():
-            for m in model.modules():
-                if isinstance(m, nn.BatchNorm2d):
-                    m.running_mean.uniform_(-1, 1, generator=g)
-                    m.running_var.uniform_(0.5, 2, generator=g)
-                    m.weight.uniform_(0.5, 1.5, generator=g)
-                    m.bias.uniform_(-0.5, 0.5, generator=g)
-            x = torch.rand(1, 3, imgsz, imgsz, generator=g)
+            x = torch.rand(1, 3, imgsz, imgsz, generator=torch.Generator().manual_seed(0))
             before = _first_tensor(model(x))
             model.fuse(verbose=False)
             after = _first_tensor(model(x))
