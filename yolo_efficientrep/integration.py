@@ -347,7 +347,7 @@ def _wrap_check_cls_dataset(original):
 
 
 def _shipped_dataset(dataset: Any) -> Path | None:
-    """The plugin's dataset YAML that ``dataset`` names (``shapes.yaml``, bare ``shapes``, or the file's path), or None."""
+    """The plugin's dataset YAML that ``dataset`` names (``shapes.yaml``, bare ``shapes`` or its path), or None."""
     name = str(dataset)
     if not name.endswith((".yaml", ".yml")):
         name += ".yaml"  # Ultralytics reads a bare dataset name as <name>.yaml
