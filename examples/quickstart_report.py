@@ -105,6 +105,7 @@ def report(run: Path, picture: Path | None = None) -> dict:
 
 def _machine() -> dict:
     import torch
+    import ultralytics
 
     cpu = platform.processor() or platform.machine()
     with open("/proc/cpuinfo") if Path("/proc/cpuinfo").exists() else open(os.devnull) as f:
@@ -114,6 +115,7 @@ def _machine() -> dict:
         "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "torch": torch.__version__,
+        "ultralytics": ultralytics.__version__,
         "python": platform.python_version(),
     }
 
