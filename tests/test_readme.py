@@ -142,3 +142,16 @@ def test_own_dataset_example_is_a_valid_dataset_yaml(tmp_path):
     assert data["names"] == example["names"] and data["nc"] == len(example["names"])
     assert Path(data["train"]) == root / example["train"] and Path(data["val"]).is_dir()
     assert len(list(Path(data["train"]).glob("*.jpg"))) == 2
+
+
+def test_readme_describes_the_dataset_as_generated():
+    """The README's dataset sizes are the generator's."""
+    from yolo_efficientrep.data import DATASETS
+
+    text = " ".join((REPO / "README.md").read_text().split())  # line breaks as spaces
+    shapes, others = DATASETS["shapes"], DATASETS["shapes-seg"]
+    n_train, n_val, size = shapes["n_train"], shapes["n_val"], shapes["size"]
+    assert f"{n_train} train + {n_val} val synthetic {size}x{size} images" in text
+    assert f"{n_train} train + {n_val} val images of {size}x{size}" in text
+    assert not {"n_train", "n_val", "size"} & set(others)  # the others: generate_shapes' defaults, 128 + 32 of 256x256
+    assert "the others 128 + 32 of 256x256" in text
