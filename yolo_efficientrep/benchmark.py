@@ -242,6 +242,28 @@ ACTIVATION_OPS = frozenset({"Relu", "Sigmoid", "QuickGelu", "HardSigmoid", "Hard
 LAYOUT_OPS = frozenset({"ReorderInput", "ReorderOutput", "Transpose", "Reshape"})
 
 
+@torch.no_grad()
+def _conv_work(model: nn.Module, x: torch.Tensor) -> dict[str, tuple[int, float]]:
+    """Conv layers and their GFLOPs (2 per multiply-add) by kernel size, from the model's own forward on ``x``."""
+    work = {kind: [0, 0.0] for kind in ("3x3", "1x1", "other")}
+
+    def count(module, inputs, output):
+        transpose = isinstance(module, nn.ConvTranspose2d)
+        # multiply-adds: every weight once per output pixel (Conv) or per input pixel (ConvTranspose)
+        shape = inputs[0].shape if transpose else output.shape
+        kind = "other" if transpose else {(1, 1): "1x1", (3, 3): "3x3"}.get(tuple(module.kernel_size), "other")
+        work[kind][0] += 1
+        work[kind][1] += 2 * math.prod((shape[0], *shape[2:])) * module.weight.numel() / 1e9
+
+    hooks = [m.register_forward_hook(count) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    try:
+        model(x)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return {kind: (nodes, gflops) for kind, (nodes, gflops) in work.items()}
+
+
 def onnxruntime_profile(fused: nn.Module, imgsz: int, workdir: Path, runs: int, name: str = "model") -> dict:
     """Where ONNX Runtime spends a fused model's batch-1 time, per node, profiled inside the whole model.
 
@@ -273,26 +295,19 @@ def onnxruntime_profile(fused: nn.Module, imgsz: int, workdir: Path, runs: int, 
         ms = statistics.median(times[1:] or times)  # the first run warms up
         op = args[node].get("op_name", "")
         if op in {"Conv", "FusedConv", "ConvTranspose"}:
+            # Only the time comes from the profile: ONNX Runtime's blocked-channel (NCHWc) kernels report channels
+            # padded to their block size (16 with AVX-512), so the work is counted from the model's forward instead.
             weight = next(iter(args[node]["input_type_shape"][1].values()))
-            shape_in = next(iter(args[node]["input_type_shape"][0].values()))
-            shape_out = next(iter(args[node]["output_type_shape"][0].values()))
-            # multiply-adds: every weight once per output pixel (Conv) or per input pixel (ConvTranspose)
-            pixels = (
-                math.prod(shape_in[:1] + shape_in[2:])
-                if op == "ConvTranspose"
-                else math.prod(shape_out[:1] + shape_out[2:])
-            )
             kind = {(1, 1): "1x1", (3, 3): "3x3"}.get(tuple(weight[-2:]), "other") if op != "ConvTranspose" else "other"
-            group = out[kind]
-            group["nodes"] += 1
-            group["gflops"] += 2 * pixels * math.prod(weight) / 1e9
-            group["ms"] += ms
+            out[kind]["ms"] += ms
         elif op in ACTIVATION_OPS:
             out["activation_ms"] += ms
         elif op in LAYOUT_OPS:
             out["layout_ms"] += ms
         else:
             out["rest_ms"] += ms
+    for kind, (nodes, gflops) in _conv_work(fused, x).items():
+        out[kind]["nodes"], out[kind]["gflops"] = nodes, gflops
     for kind in ("3x3", "1x1", "other"):
         group = out[kind]
         group["gflops_per_s"] = group["gflops"] / (group["ms"] / 1e3) if group["ms"] > 0 else math.nan
