@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -201,3 +202,26 @@ def test_stock_dialect_bare_booleans_lists_and_suggestions():
         with pytest.raises(UsageError) as e:
             parse(argv)
         assert message in str(e.value)
+
+
+def test_benchmark_readme_writes_the_report_into_the_readmes_section(tmp_path, monkeypatch):
+    """``benchmark readme=`` puts report.md between the README's benchmark markers and leaves the rest alone."""
+    from yolo_efficientrep import benchmark, cli
+
+    def fake_run(models, quick, out, accuracy):
+        Path(out).mkdir(parents=True, exist_ok=True)
+        (Path(out) / "report.md").write_text("| model | ms |\n|---|--:|\n| `x.yaml` | 1.0 |\n")
+        return {"models": list(models)}
+
+    monkeypatch.setattr(benchmark, "run_benchmark", fake_run)
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- generated:benchmark -->\nold table\n<!-- /generated:benchmark -->\noutro\n")
+    status = cli.main(["benchmark", "quick", f"out={tmp_path / 'b'}", "models=[x.yaml]", f"readme={readme}"])
+    assert status == 0
+    assert readme.read_text() == (
+        "intro\n<!-- generated:benchmark -->\n| model | ms |\n|---|--:|\n| `x.yaml` | 1.0 |\n"
+        "<!-- /generated:benchmark -->\noutro\n"
+    )
+    readme.write_text("no markers here\n")
+    assert cli.main(["benchmark", "quick", f"out={tmp_path / 'b'}", f"readme={readme}"]) == 1
+    assert readme.read_text() == "no markers here\n"  # a README without the section is not touched
