@@ -15,6 +15,7 @@ from yolo_efficientrep.benchmark import single_path_equivalent
 STATS = {"median_ms", "min_ms", "max_ms", "iqr_ms"}
 
 
+@pytest.mark.slow
 def test_quick_benchmark_report_has_every_field(tmp_path):
     models = "yolov8n.yaml,yolov8n-efficientrep.yaml"
     result = run(

@@ -175,6 +175,7 @@ def test_exports_are_fused_and_agree_with_pytorch(trained):
     assert _same_boxes(expected, got, **loose) and _same_boxes(got, expected, **loose)
 
 
+@pytest.mark.slow
 def test_training_killed_mid_epoch_resumes_to_the_planned_epochs(tmp_path):
     import subprocess
     import time

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import sys
 
+import pytest
 from conftest import HOME, REPO, run
 
 
+@pytest.mark.slow
 def test_quickstart_script(tmp_path):
     result = run([sys.executable, str(REPO / "examples" / "quickstart.py")], cwd=tmp_path, timeout=900)
     out = result.stdout + result.stderr
@@ -19,6 +21,7 @@ def test_quickstart_script(tmp_path):
     assert not list(tmp_path.iterdir()) or all(p.name != "runs" for p in tmp_path.iterdir())
 
 
+@pytest.mark.slow
 def test_quickstart_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
     import os
 
@@ -42,6 +45,7 @@ def test_quickstart_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
     assert "plotted 2 epochs" in outputs
 
 
+@pytest.mark.slow
 def test_finetune_yolov6_script_with_a_fixture_checkpoint(tmp_path):
     from conftest import ASSETS
 
