@@ -101,7 +101,7 @@ def test_plugin_that_fails_to_import_warns_once_and_ultralytics_carries_on(tmp_p
     code = "import ultralytics.nn.tasks as t; print('tasks ok', callable(t.parse_model), hasattr(t, 'RepVGGBlock'))"
     result = run_python(code, env={"PYTHONPATH": str(tmp_path)})
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "tasks ok True False"
+    assert result.stdout.strip().splitlines()[-1] == "tasks ok True False"  # 8.1 may print its settings notice first
     warnings = [line for line in result.stderr.splitlines() if line.startswith("WARNING yolo-efficientrep")]
     assert warnings == [
         "WARNING yolo-efficientrep: not loaded into Ultralytics (ImportError: plugin is broken). "
