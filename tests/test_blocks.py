@@ -164,7 +164,8 @@ def test_units_fuse_through_ultralytics_basemodel_fuse(cls):
             super().__init__()
             self.model = nn.Sequential(*units)
 
-    units = [cls(8, 8), cls(8, 16, 3, 2)]
+    # enough BatchNorms that Ultralytics' is_fused() (fewer than 10 norm layers) does not take the model as fused
+    units = [cls(8, 8) for _ in range(10)] + [cls(8, 16, 3, 2)]
     model = randomize_bn(Tiny(*units))
     x = torch.randn(1, 8, 8, 8)
     with torch.no_grad():

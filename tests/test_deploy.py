@@ -426,7 +426,10 @@ def test_stock_ultralytics_predicts_validates_and_exports_without_the_plugin(fam
     assert len(got) == len(expected) and sum(len(t) for t in expected) > 0
     for a, b in zip(got, expected):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
-    assert report["metrics"] == pytest.approx({k: float(v) for k, v in metrics.results_dict.items()}, abs=1e-6)
+    # Equal up to float rounding: a model whose random scores sit near the thresholds (the converted-size YOLOv6 heads)
+    # may flip a detection when outputs differ by ~1e-5, which moves mAP in the 4th significant digit.
+    want = {k: float(v) for k, v in metrics.results_dict.items()}
+    assert report["metrics"] == pytest.approx(want, rel=2e-3, abs=1e-6)
     fmt, error = report["export"]
     assert error <= 1e-4
     if fmt == "onnx":
