@@ -1,7 +1,7 @@
 """YOLOv6 v3's efficient decoupled head (EffiDeHead) as an Ultralytics detection head.
 
-Re-implemented from the YOLOv6 v3 report (arXiv 2301.05586, section 2.1 "Anchor-aided training" and the EffiDeHead
-description of the v1/v2 report, arXiv 2209.02976, section 2.1.3); no code copied.
+Re-implemented from the efficient decoupled head described in the YOLOv6 reports (v1/v2 arXiv 2209.02976, v3 arXiv
+2301.05586) and the checkpoint layout documented in the test fixtures; no code copied.
 
 Per level of ``c`` channels: a 1x1 Conv-BN-SiLU stem feeds a classification branch (3x3 Conv-BN-SiLU, 1x1 conv to
 ``nc``) and a box branch (3x3 Conv-BN-SiLU, 1x1 conv to ``4 * reg_max``). Everything after the stems is Ultralytics'
