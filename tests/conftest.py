@@ -8,6 +8,8 @@ the user's home.
 from __future__ import annotations
 
 import atexit
+import contextlib
+import logging
 import os
 import shutil
 import subprocess
@@ -137,3 +139,17 @@ def save_checkpoint(model, path) -> Path:
     ckpt = {"date": "2026-01-01T00:00:00", "version": ultralytics.__version__, "model": deepcopy(net).half()}
     torch.save({**ckpt, "train_args": {}, "epoch": -1, "ema": None, "optimizer": None}, path)
     return Path(path)
+
+
+@contextlib.contextmanager
+def ultralytics_log():
+    """Collect the records Ultralytics' logger emits inside the block (a list, filled as they come)."""
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = logging.getLogger("ultralytics")
+    logger.addHandler(handler)
+    try:
+        yield records
+    finally:
+        logger.removeHandler(handler)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import ultralytics_log
 
 from yolo_efficientrep.data import DATASETS, SHAPE_NAMES, _color, generate_shapes
 
@@ -89,7 +90,6 @@ def test_never_overwrites_and_leaves_nothing_half_written(tmp_path):
 
 def test_bare_name_dataset_generates_through_ultralytics(tmp_path, monkeypatch):
     """Generated before Ultralytics looks: its log says so, and never 'images not found' or 'download'."""
-    import logging
 
     import ultralytics.data.utils as data_utils
     from ultralytics import YOLO
@@ -98,16 +98,9 @@ def test_bare_name_dataset_generates_through_ultralytics(tmp_path, monkeypatch):
     # still importing when the plugin registers, that is where the plugin's dataset wrapper is put in place.
     YOLO("yolov8n-efficientrep.yaml")
     monkeypatch.setattr(data_utils, "DATASETS_DIR", tmp_path / "datasets")  # a first use, whatever ran before
-    records = []
-    handler = logging.Handler()
-    handler.emit = records.append
-    logger = logging.getLogger("ultralytics")
-    logger.addHandler(handler)
-    try:
+    with ultralytics_log() as records:
         data = data_utils.check_det_dataset("shapes.yaml")
         again = data_utils.check_det_dataset("shapes.yaml")  # second use: nothing generated, nothing said
-    finally:
-        logger.removeHandler(handler)
     assert data["names"] == dict(enumerate(SHAPE_NAMES)) and data["nc"] == 3 and again["val"] == data["val"]
     root = tmp_path / "datasets" / "shapes"
     assert Path(data["path"]) == root

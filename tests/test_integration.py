@@ -7,7 +7,7 @@ import sys
 
 import pytest
 import torch
-from conftest import ASSETS, count, randomize_bn
+from conftest import ASSETS, count, randomize_bn, ultralytics_log
 from torch import nn
 from ultralytics import YOLO
 from ultralytics.nn import tasks
@@ -425,7 +425,6 @@ def test_weights_only_allow_list_gains_exactly_the_plugin_classes():
 
 def test_missing_export_dependency_names_the_extra(monkeypatch):
     """Offline with AutoInstall off, Ultralytics cannot install onnx itself: the message names the plugin's extra."""
-    import logging
     from importlib import metadata
 
     real_version = metadata.version
@@ -437,16 +436,9 @@ def test_missing_export_dependency_names_the_extra(monkeypatch):
 
     monkeypatch.setattr(metadata, "version", version)
     monkeypatch.setattr(checks, "AUTOINSTALL", False)
-    records = []
-    handler = logging.Handler()
-    handler.emit = records.append
-    logger = logging.getLogger("ultralytics")
-    logger.addHandler(handler)
-    try:
+    with ultralytics_log() as records:
         assert checks.check_requirements(("onnx>=1.12.0", "onnxslim>=0.1.82")) is False
         assert checks.check_requirements("pytest") is True  # satisfied: nothing said
-    finally:
-        logger.removeHandler(handler)
     messages = [r.getMessage() for r in records]
     assert "yolo-efficientrep: onnxslim missing; install the export dependencies with pip install " in "".join(messages)
     assert "pip install '.[export]' in a clone of yolo-efficientrep" in "".join(messages)
@@ -455,21 +447,13 @@ def test_missing_export_dependency_names_the_extra(monkeypatch):
 
 def _logged(build) -> tuple[list[str], BaseException | None]:
     """Messages Ultralytics' logger emits while ``build()`` runs, and the error it raised (if any)."""
-    import logging
-
-    messages = []
-    handler = logging.Handler()
-    handler.emit = lambda record: messages.append(record.getMessage())
-    logger = logging.getLogger("ultralytics")
-    logger.addHandler(handler)
-    try:
-        build()
-        error = None
-    except Exception as e:
-        error = e
-    finally:
-        logger.removeHandler(handler)
-    return messages, error
+    error = None
+    with ultralytics_log() as records:
+        try:
+            build()
+        except Exception as e:
+            error = e
+    return [r.getMessage() for r in records], error
 
 
 def test_layer_table_shows_the_plugin_rows_not_their_stand_ins():
