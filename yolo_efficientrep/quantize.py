@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import math
 import statistics
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ._timing import ort_timing_options, time_interleaved
 
 __all__ = ("quantize", "quantize_onnx")
 
@@ -143,15 +144,8 @@ def _relative_drift(reference: list[np.ndarray], other: list[np.ndarray], rows: 
 
 
 def _median_ms(runners: dict[str, Any], rounds: int) -> dict[str, float]:
-    """Median latency (ms) of each runner, timing every runner once per round after one warm-up call."""
-    for run in runners.values():
-        run()
-    times: dict[str, list[float]] = {k: [] for k in runners}
-    for _ in range(rounds):
-        for key, run in runners.items():
-            t = time.perf_counter()
-            run()
-            times[key].append((time.perf_counter() - t) * 1e3)
+    """Median latency (ms) of each runner: the shared timer (one warm-up call, every runner once per shuffled round)."""
+    times, _ = time_interleaved(runners, rounds, warmup=1)
     return {k: statistics.median(v) for k, v in times.items()}
 
 
@@ -209,7 +203,7 @@ def quantize(
     calibration, validation = _images(data, "train"), _images(data, "val")
     samples = [_letterbox(f, imgsz) for f in validation[:drift_images]]
     fp32 = Path(YOLO(weights).export(format="onnx", imgsz=imgsz, simplify=True, dynamic=False, batch=1))
-    session = ort.InferenceSession(str(fp32), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(fp32), ort_timing_options(), providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
     reference = [session.run(None, {name: x})[0] for x in samples]
     runners = {"fp32": lambda: session.run(None, {name: samples[0]})}
@@ -227,7 +221,7 @@ def quantize(
     outputs = {}
     if "onnx" in formats:
         int8 = quantize_onnx(fp32, calibration, imgsz, per_channel=per_channel)
-        q = ort.InferenceSession(str(int8), providers=["CPUExecutionProvider"])
+        q = ort.InferenceSession(str(int8), ort_timing_options(), providers=["CPUExecutionProvider"])
         outputs["onnx"] = [q.run(None, {name: x})[0] for x in samples]
         runners["onnx"] = lambda: q.run(None, {name: samples[0]})
         report["onnx"] = {"map50_95": _map(int8, data, imgsz, project, "onnx-int8"), "file": int8.name}
