@@ -1,4 +1,4 @@
-"""Version seam: the few Ultralytics internals the plugin's heads rely on, one helper per internal.
+"""Version seam: the few Ultralytics internals the heads and the repository's benchmark rely on, one helper each.
 
 Ultralytics changed ``Detect``'s constructor between the releases this plugin supports (8.1: ``Detect(nc, ch)`` with
 ``reg_max`` fixed at 16; 8.4: ``Detect(nc, reg_max, end2end, ch)``). Everything that depends on such a difference
@@ -9,10 +9,14 @@ it again. Part of the integration layer: the blocks never import it.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 from torch import nn
 
-__all__ = ("init_detect", "stock_detect")
+__all__ = ("autobackend", "exporting_to", "init_detect", "stock_detect")
 
 
 def _detect_class():
@@ -54,3 +58,36 @@ def stock_detect(nc: int, reg_max: int, ch: list[int] | tuple[int, ...]) -> nn.M
     head = detect.__new__(detect)
     init_detect(head, nc, reg_max, ch)
     return head
+
+
+def autobackend(file: str | Path, device: Any, fp16: bool = False) -> nn.Module:
+    """Ultralytics' ``AutoBackend`` runner of an exported model ``file`` on ``device`` (fused, quiet), in any release.
+
+    The first constructor argument was renamed (``weights`` up to 8.2, ``model`` since 8.3); it is passed by the name
+    the installed release gives it, and the others by keyword.
+    """
+    from ultralytics.nn.autobackend import AutoBackend
+
+    first = list(inspect.signature(AutoBackend.__init__).parameters)[1]
+    if first not in {"weights", "model"}:
+        raise RuntimeError(f"AutoBackend's first argument is '{first}', not 'weights' or 'model': update autobackend()")
+    return AutoBackend(**{first: str(file)}, device=device, fp16=fp16, fuse=True, verbose=False)
+
+
+@contextmanager
+def exporting_to(model: nn.Module, path: str | Path) -> Iterator[None]:
+    """Make Ultralytics' exporter write ``model``'s exports beside ``path`` and named after its stem.
+
+    The exporter names its output after the model's ``pt_path`` (a checkpoint's path), else its YAML file; a model
+    built from a packaged YAML would otherwise export into the working directory. ``pt_path`` is removed afterwards.
+    """
+    had = hasattr(model, "pt_path")
+    old = getattr(model, "pt_path", None)
+    model.pt_path = str(path)
+    try:
+        yield
+    finally:
+        if had:
+            model.pt_path = old
+        else:
+            del model.pt_path
