@@ -75,6 +75,73 @@ def test_every_class_box_is_the_drawn_shapes_extent(monkeypatch):
     assert whole == {0, 1, 2}  # every class was checked whole
 
 
+class _OneShape:
+    """A seeded generator that makes ``data._draw`` draw exactly one shape (its count draw is ``integers(1, 5)``)."""
+
+    def __init__(self, seed: int):
+        self._rng = np.random.default_rng(seed)
+
+    def integers(self, low, high=None, *args, **kwargs):
+        return 1 if (low, high) == (1, 5) else self._rng.integers(low, high, *args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._rng, name)
+
+
+@pytest.mark.parametrize(("task", "classes"), [("segment", {0, 1, 2}), ("pose", {0}), ("obb", {0, 1})])
+def test_every_task_label_is_the_drawn_shape(monkeypatch, task, classes):
+    """Segment polygons, pose boxes and vertices, OBB corners: each label is where its shape's pixels are.
+
+    One shape per image on a flat background, so every shape pixel belongs to the labelled shape; seeds are drawn
+    until every class of the task has been checked (asserted), pose's unlabelled distractor shapes skipped.
+    """
+    import cv2
+
+    from yolo_efficientrep import data
+
+    size, seen = 128, set()
+    monkeypatch.setattr(data, "_background", lambda rng, size: np.zeros((size, size, 3), np.uint8))
+    monkeypatch.setattr(data, "_color", lambda *args: (255, 255, 255))
+    for seed in range(60):
+        image, lines = data._draw(_OneShape(seed), size, task)
+        pixels = (image == 255).all(-1)
+        ys, xs = np.nonzero(pixels)
+        assert len(xs) and len(lines) <= 1, seed
+        if not lines:  # pose: a circle or rectangle distractor, not labelled
+            assert task == "pose"
+            continue
+        values = np.array(lines[0].split(), float)
+        cls, where = int(values[0]), f"{task} seed {seed}, class {int(values[0])}"
+        extent = np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], float)  # pixel edges
+        if task == "segment":
+            polygon = values[1:].reshape(-1, 2) * size
+            mask = np.zeros_like(image[..., 0])
+            cv2.fillPoly(mask, [np.round(polygon).astype(np.int32)], 1)
+            iou = (mask.astype(bool) & pixels).sum() / (mask.astype(bool) | pixels).sum()
+            # polygons are filled from the same outline; a circle is drawn round and labelled as a 32-gon
+            assert iou == 1.0 if cls else iou > 0.9, (where, iou)
+            np.testing.assert_allclose([*polygon.min(0), *polygon.max(0) + 1], extent, atol=1.01, err_msg=where)
+        elif task == "pose":
+            x, y, w, h = values[1:5] * size
+            np.testing.assert_allclose([x - w / 2, y - h / 2, x + w / 2, y + h / 2], extent, atol=1.01, err_msg=where)
+            vertices = values[5:].reshape(3, 3)[:, :2] * size
+            top, left, right = vertices  # apex, bottom-left, bottom-right
+            assert abs(top[1] - ys.min()) <= 1 and abs(left[0] - xs.min()) <= 1 and abs(right[0] - xs.max()) <= 1
+            assert abs(left[1] - ys.max()) <= 1 and abs(right[1] - ys.max()) <= 1, where
+            assert abs(top[0] - xs[ys == ys.min()].mean()) <= 1.5, where  # the apex is the top row's middle
+        else:  # obb: four corners; every pixel inside the quadrilateral, whose extent is the pixels'
+            corners = values[1:].reshape(4, 2) * size
+            np.testing.assert_allclose(
+                [*corners.min(0), *corners.max(0)], extent - [0, 0, 1, 1], atol=1.01, err_msg=where
+            )
+            contour = corners.astype(np.float32).reshape(-1, 1, 2)
+            inside = [cv2.pointPolygonTest(contour, (float(px), float(py)), True) for px, py in zip(xs, ys)]
+            assert min(inside) >= -1.0, where
+            assert pixels.sum() >= 0.8 * cv2.contourArea(contour), where  # the shape fills its corners
+        seen.add(cls)
+    assert seen == classes  # every class of the task was checked
+
+
 def test_never_overwrites_and_leaves_nothing_half_written(tmp_path):
     target = tmp_path / "shapes"
     target.mkdir()
