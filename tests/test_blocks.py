@@ -125,6 +125,10 @@ def test_repvgg_structure_follows_the_identity_rule():
     assert isinstance(RepVGGBlock(8, 8).bn, nn.BatchNorm2d)  # c1 == c2, stride 1
     assert RepVGGBlock(8, 16).bn is None
     assert RepVGGBlock(8, 8, 3, 2).bn is None
+    assert RepVGGBlock(8, 8).identity and not RepVGGBlock(8, 16).identity
+    assert RepVGGBlock(8, 8).avg is None and RepVGGBlock(8, 8).post_bn is None  # QARepVGG-only branches
+    plain = RepVGGBlock(8, 8, branches=False)  # YOLOv6's conv_relu mode: the k x k conv+BN alone
+    assert plain.conv2 is None and plain.bn is None and not plain.identity
     block = RepVGGBlock(8, 16, 3, 2)
     assert block.conv1.conv.kernel_size == (3, 3) and block.conv2.conv.kernel_size == (1, 1)
     assert block.conv1.conv.stride == block.conv2.conv.stride == (2, 2)
@@ -135,7 +139,8 @@ def test_qarepvgg_structure():
     """BN on the k x k branch only, a plain bias-free 1x1 conv, BN after the sum; V2 adds an average pool."""
     block = QARepVGGBlock(8, 8)
     assert hasattr(block.conv1, "bn") and type(block.conv2) is nn.Conv2d and block.conv2.bias is None
-    assert block.identity and block.avg is None and isinstance(block.bn, nn.BatchNorm2d)
+    assert block.identity and block.avg is None and block.bn is None  # no BN on the identity branch
+    assert isinstance(block.post_bn, nn.BatchNorm2d) and block.post_bn.num_features == 8
     assert count(block, nn.BatchNorm2d) == 2
     v2 = QARepVGGBlockV2(8, 8)
     assert v2.identity and isinstance(v2.avg, nn.AvgPool2d) and v2.avg.kernel_size == 3 and v2.avg.count_include_pad
@@ -143,6 +148,8 @@ def test_qarepvgg_structure():
         assert not other.identity and other.avg is None
     with pytest.raises(ValueError, match="needs d=1 for its average-pool branch"):
         QARepVGGBlockV2(8, 8, 3, 1, None, 1, 2)
+    with pytest.raises(ValueError, match="QARepVGGBlock always trains its branches; branches=False is RepVGGBlock's"):
+        QARepVGGBlock(8, 8, branches=False)
 
 
 def test_qarepvgg_post_sum_bn_normalizes_the_sum():
@@ -151,7 +158,7 @@ def test_qarepvgg_post_sum_bn_normalizes_the_sum():
     x = torch.randn(2, 8, 8, 8)
     with torch.no_grad():
         branches = block.conv1(x) + block.conv2(x) + x + block.avg(x)
-        torch.testing.assert_close(block(x), block.act(block.bn(branches)))
+        torch.testing.assert_close(block(x), block.act(block.post_bn(branches)))
 
 
 @pytest.mark.parametrize("cls", [RepVGGBlock, QARepVGGBlock, QARepVGGBlockV2, SimConv])
@@ -203,7 +210,7 @@ def _reference(m, x):
         y = _conv_bn(x, m.conv1) + F.conv2d(x, m.conv2.weight, None, m.conv2.stride, 0, 1, m.conv2.groups)
         if m.c1 == m.c2 and m.conv1.conv.stride == (1, 1):
             y = y + x + (F.avg_pool2d(x, k, 1, k // 2, count_include_pad=True) if type(m) is QARepVGGBlockV2 else 0)
-        return m.act(_bn(y, m.bn))
+        return m.act(_bn(y, m.post_bn))
     if type(m) is SimConv:
         return m.act(_conv_bn(x, m))
     if type(m) is Transpose:

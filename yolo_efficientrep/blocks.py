@@ -32,7 +32,7 @@ import torch
 from torch import nn
 from ultralytics.nn.modules import Conv, RepConv
 
-from .reparam import avg_pool_kernel, fold_bn, identity_kernel, pad_to_kernel
+from .reparam import avg_pool_kernel, conv_kernel_bias, fold_bn, identity_kernel, pad_to_kernel
 
 __all__ = (
     "BepC3",
@@ -128,13 +128,11 @@ def make_act(act: ActSpec, default: Callable[[], nn.Module]) -> nn.Module:
     raise TypeError(f"act must be a bool, an nn.Module, an nn.Module class or a name like 'nn.ReLU()', got {act!r}")
 
 
-def _kernel_bias(branch: Conv) -> tuple[torch.Tensor, torch.Tensor]:
-    """Return the equivalent kernel and bias of a conv+BN branch, whether or not its BN was already folded."""
-    conv = branch.conv
-    if hasattr(branch, "bn"):
-        return fold_bn(conv.weight, branch.bn, conv.bias)
-    bias = conv.bias if conv.bias is not None else conv.weight.new_zeros(conv.out_channels)
-    return conv.weight, bias
+def _branch_kernel_bias(branch: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    """Kernel and bias of a conv branch: a stock ``Conv`` (conv + BN, or BN already folded) or a plain ``nn.Conv2d``."""
+    if isinstance(branch, nn.Conv2d):
+        return conv_kernel_bias(branch)
+    return conv_kernel_bias(branch.conv, getattr(branch, "bn", None))
 
 
 def _biased_like(conv: nn.Conv2d, weight: torch.Tensor, bias: torch.Tensor) -> nn.Conv2d:
@@ -207,12 +205,16 @@ class SimConv(Conv):
         """Apply conv, BN (until fused) and activation."""
         return self.act(self.conv(x)) if self.fused else self.act(self.bn(self.conv(x)))
 
+    def get_equivalent_kernel_bias(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return the kernel and bias of the single biased conv equivalent to conv + BN in eval mode, fused or not."""
+        return conv_kernel_bias(self.conv, getattr(self, "bn", None))
+
     @torch.no_grad()
     def fuse_convs(self) -> None:
         """Fold the BN into the conv in place; a no-op when already fused."""
         if self.fused:
             return
-        self.conv = _biased_like(self.conv, *fold_bn(self.conv.weight, self.bn, self.conv.bias)).requires_grad_(False)
+        self.conv = _biased_like(self.conv, *self.get_equivalent_kernel_bias()).requires_grad_(False)
         del self.bn
 
 
@@ -220,9 +222,23 @@ class RepVGGBlock(RepConv):
     """RepVGG block: k x k conv+BN, 1x1 conv+BN and identity BN summed, then the activation (ReLU by default).
 
     The identity branch exists when ``c1 == c2`` and ``s == 1``. ``fuse_convs()`` collapses the branches into one
-    biased k x k conv (RepVGG, arXiv 2101.03697, section 3.3). The class subclasses Ultralytics' ``RepConv`` only to
-    share its fuse contract (``conv1``, ``fuse_convs``, ``forward_fuse``), which Ultralytics' ``model.fuse()`` and
-    ``is_fused()`` recognise; construction and the kernel maths are this plugin's own.
+    biased k x k conv (RepVGG, arXiv 2101.03697, section 3.3). The class subclasses Ultralytics' ``RepConv`` so that
+    Ultralytics' ``model.fuse()`` and ``is_fused()`` recognise it; construction, ``forward`` and the kernel maths are
+    this plugin's own, and what else Ultralytics' fuse expects of the class is installed by the integration layer.
+
+    The whole family (this class and the QARepVGG blocks) shares one structure. Each branch is declared once, in
+    ``__init__``, from the class's branch recipe; ``forward`` sums the branches and the one ``fuse_convs`` folds them:
+
+    ============  =========================================  ==========================================
+    attribute     ``RepVGGBlock``                            ``QARepVGGBlock`` / ``QARepVGGBlockV2``
+    ============  =========================================  ==========================================
+    ``conv1``     k x k conv + BN                            k x k conv + BN
+    ``conv2``     1x1 conv + BN (``None`` if not branches)   1x1 conv, no BN
+    ``identity``  ``True`` when ``c1 == c2`` and ``s == 1``  same
+    ``bn``        the identity branch's BN (or ``None``)     ``None``: the identity branch has no BN
+    ``avg``       ``None``                                   V2: k x k average pool of the input
+    ``post_bn``   ``None``                                   one BN after the sum
+    ============  =========================================  ==========================================
 
     Args:
         c1 (int): Input channels.
@@ -245,6 +261,12 @@ class RepVGGBlock(RepConv):
         >>> torch.testing.assert_close(block(x), y, rtol=1e-4, atol=1e-5)
     """
 
+    # Branch recipe: what the QARepVGG subclasses change, read only by __init__.
+    bn_1x1 = True  # the 1x1 branch has its own BN
+    bn_identity = True  # the identity branch has its own BN
+    avg_branch = False  # a k x k average-pool branch (when c1 == c2 and s == 1)
+    bn_after_sum = False  # one BN after the sum of the branches
+
     def __init__(
         self,
         c1: int,
@@ -258,23 +280,37 @@ class RepVGGBlock(RepConv):
         deploy: bool = False,
         branches: bool = True,
     ):
-        """Initialize the branches (or the fused conv when ``deploy``)."""
+        """Initialize the branches of the class's recipe (or the fused conv when ``deploy``)."""
         nn.Module.__init__(self)  # RepConv.__init__ is bypassed on purpose: its defaults differ (SiLU, no identity)
+        name = type(self).__name__
         pad = d * (k // 2)
         if k < 1 or k % 2 == 0:
-            raise ValueError(f"RepVGGBlock needs an odd kernel size k, got k={k}")
+            raise ValueError(f"{name} needs an odd kernel size k, got k={k}")
         if p is not None and p != pad:
-            raise ValueError(f"RepVGGBlock needs 'same' padding p={pad} for k={k}, d={d} to re-parameterize; got p={p}")
+            raise ValueError(f"{name} needs 'same' padding p={pad} for k={k}, d={d} to re-parameterize; got p={p}")
         if c1 % g or c2 % g:
-            raise ValueError(f"RepVGGBlock channels c1={c1}, c2={c2} must both be divisible by groups g={g}")
+            raise ValueError(f"{name} channels c1={c1}, c2={c2} must both be divisible by groups g={g}")
+        if not branches and self.bn_after_sum:
+            raise ValueError(f"{name} always trains its branches; branches=False is RepVGGBlock's plain-conv mode")
+        same = c1 == c2 and s == 1
+        if self.avg_branch and same and d != 1:
+            raise ValueError(f"{name} needs d=1 for its average-pool branch (c1 == c2, s == 1), got d={d}")
         self.c1, self.c2, self.g = c1, c2, g
         self.act = make_act(act, nn.ReLU)
         if deploy:
             self.conv = nn.Conv2d(c1, c2, k, s, pad, dilation=d, groups=g, bias=True)
+            return
+        self.conv1 = Conv(c1, c2, k, s, pad, g, d, act=False)
+        if not branches:
+            self.conv2 = None
+        elif self.bn_1x1:
+            self.conv2 = Conv(c1, c2, 1, s, 0, g, act=False)
         else:
-            self.conv1 = Conv(c1, c2, k, s, pad, g, d, act=False)
-            self.conv2 = Conv(c1, c2, 1, s, 0, g, act=False) if branches else None
-            self.bn = nn.BatchNorm2d(c1) if branches and c1 == c2 and s == 1 else None
+            self.conv2 = nn.Conv2d(c1, c2, 1, s, 0, groups=g, bias=False)
+        self.identity = branches and same
+        self.bn = nn.BatchNorm2d(c1) if self.identity and self.bn_identity else None
+        self.avg = nn.AvgPool2d(k, s, k // 2) if self.identity and self.avg_branch else None
+        self.post_bn = nn.BatchNorm2d(c2) if self.bn_after_sum else None
 
     @property
     def fused(self) -> bool:
@@ -282,66 +318,90 @@ class RepVGGBlock(RepConv):
         return not hasattr(self, "conv1")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Sum the branches (or apply the fused conv) and activate."""
+        """Sum the branches, apply the post-sum BN if any, and activate (or apply the fused conv)."""
         if self.fused:
             return self.act(self.conv(x))
         y = self.conv1(x)
         if self.conv2 is not None:
             y = y + self.conv2(x)
-        if self.bn is not None:
-            y = y + self.bn(x)
+        if self.identity:
+            y = y + (self.bn(x) if self.bn is not None else x)
+        if self.avg is not None:
+            y = y + self.avg(x)
+        if self.post_bn is not None:
+            y = self.post_bn(y)
         return self.act(y)
 
-    def forward_fuse(self, x: torch.Tensor) -> torch.Tensor:
-        """Apply the fused conv and activate (Ultralytics' fuse contract)."""
-        return self.act(self.conv(x))
-
     def get_equivalent_kernel_bias(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return the kernel and bias of the single conv equivalent to the branches in eval mode.
+        """Return the kernel and bias of the single conv equivalent to the block in eval mode, fused or not.
 
         Returns:
             (tuple[torch.Tensor, torch.Tensor]): Kernel of shape (c2, c1 / g, k, k) and bias of shape (c2,).
         """
-        kernel, bias = _kernel_bias(self.conv1)
+        if self.fused:
+            return conv_kernel_bias(self.conv)
+        kernel, bias = _branch_kernel_bias(self.conv1)
         if self.conv2 is not None:
-            k1, b1 = _kernel_bias(self.conv2)
+            k1, b1 = _branch_kernel_bias(self.conv2)
             kernel, bias = kernel + pad_to_kernel(k1, kernel.shape[-1]), bias + b1
-        if self.bn is not None:
-            k_id, b_id = fold_bn(identity_kernel(kernel), self.bn)
-            kernel, bias = kernel + k_id, bias + b_id
+        if self.identity:
+            if self.bn is not None:
+                k_id, b_id = fold_bn(identity_kernel(kernel), self.bn)
+                kernel, bias = kernel + k_id, bias + b_id
+            else:
+                kernel = kernel + identity_kernel(kernel)
+        if self.avg is not None:
+            kernel = kernel + avg_pool_kernel(kernel)
+        if self.post_bn is not None:
+            kernel, bias = fold_bn(kernel, self.post_bn, bias)
         return kernel, bias
 
     @torch.no_grad()
     def fuse_convs(self) -> None:
-        """Collapse the branches into one biased conv in place; a no-op when already fused."""
+        """Collapse the branches (and the post-sum BN) into one biased conv in place; a no-op when already fused."""
         if self.fused:
             return
         # Like Ultralytics' own fuse results, the fused conv is frozen (inference form).
         self.conv = _biased_like(self.conv1.conv, *self.get_equivalent_kernel_bias()).requires_grad_(False)
-        del self.conv1, self.conv2, self.bn
+        del self.conv1, self.conv2, self.bn, self.avg, self.post_bn
+
+    # Checkpoints written before the shared structure (tests/assets/legacy) had no ``post_bn``: the QARepVGG blocks
+    # named their post-sum BN ``bn``, and RepVGGBlock had no ``identity``/``avg`` attributes. Both are mapped here.
+    def __setstate__(self, state: dict) -> None:
+        """Unpickle, upgrading a unit pickled in the older layout (e.g. inside an Ultralytics ``.pt``)."""
+        super().__setstate__(state)
+        if self.fused or hasattr(self, "post_bn"):
+            return
+        if self.bn_after_sum:  # a QARepVGG block: its ``bn`` was the BN after the sum
+            post = self.bn
+            self.bn = None
+            self.post_bn = post
+        else:
+            self.identity = self.bn is not None
+            self.avg = None
+            self.post_bn = None
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args, **kwargs) -> None:
+        """Load, renaming an older QARepVGG state dict's post-sum ``bn.*`` tensors to ``post_bn.*``."""
+        if getattr(self, "post_bn", None) is not None and f"{prefix}post_bn.weight" not in state_dict:
+            old = f"{prefix}bn."
+            for key in [k for k in state_dict if k.startswith(old)]:
+                state_dict[f"{prefix}post_bn.{key[len(old) :]}"] = state_dict.pop(key)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
 class QARepVGGBlock(RepVGGBlock):
     """Quantization-aware RepVGG block (QARepVGG, arXiv 2212.01593): BN only on the k x k branch, one BN after the sum.
 
-    ``act(bn(bn_k(conv_k(x)) + conv_1x1(x) + x))``: the 1x1 branch is a plain bias-free conv and the identity branch
-    (when ``c1 == c2`` and ``s == 1``) has no BN, so the fused kernel carries no per-branch BN scaling that would blow
-    up its range; the BN after the sum normalizes what INT8 activations must cover. The paper reports ImageNet top-1
-    after INT8 post-training quantization of 52.2% for RepVGG-A0 against 70.4% for its QARepVGG counterpart.
+    ``act(post_bn(bn_k(conv_k(x)) + conv_1x1(x) + x))``: the 1x1 branch is a plain bias-free conv and the identity
+    branch (when ``c1 == c2`` and ``s == 1``) has no BN, so the fused kernel carries no per-branch BN scaling that
+    would blow up its range; the BN after the sum normalizes what INT8 activations must cover. The paper reports
+    ImageNet top-1 after INT8 post-training quantization of 52.2% for RepVGG-A0 against 70.4% for its QARepVGG
+    counterpart.
 
-    ``fuse_convs()`` folds everything, the post-sum BN included, into one biased k x k conv, as for ``RepVGGBlock``;
-    the deploy form and the fuse contract are the same, so ``model.fuse()``, exports and ``deploy`` treat it alike.
-
-    Args:
-        c1 (int): Input channels.
-        c2 (int): Output channels.
-        k (int): Kernel size of the main branch, odd.
-        s (int): Stride.
-        p (int | None): Padding; only 'same' padding ``d * (k // 2)`` (the default) can be re-parameterized.
-        g (int): Groups.
-        d (int): Dilation of the main branch.
-        act (bool | None | str | nn.Module | type): Activation, ``True`` for ReLU.
-        deploy (bool): Build the fused form (one biased conv) directly.
+    Same structure as ``RepVGGBlock`` (see its table), with another branch recipe; ``fuse_convs()`` folds everything,
+    the post-sum BN included, into one biased k x k conv, so ``model.fuse()``, exports and ``deploy`` treat it alike.
+    Takes ``RepVGGBlock``'s arguments; ``branches=False`` is refused (the recipe always trains its branches).
 
     Examples:
         >>> block = QARepVGGBlock(32, 32).eval()
@@ -351,68 +411,9 @@ class QARepVGGBlock(RepVGGBlock):
         >>> torch.testing.assert_close(block(x), y, rtol=1e-4, atol=1e-5)
     """
 
-    avg_branch = False  # QARepVGGBlockV2 adds the k x k average-pool branch
-
-    def __init__(
-        self,
-        c1: int,
-        c2: int,
-        k: int = 3,
-        s: int = 1,
-        p: int | None = None,
-        g: int = 1,
-        d: int = 1,
-        act: ActSpec = True,
-        deploy: bool = False,
-    ):
-        """Initialize the branches and the post-sum BN (or the fused conv when ``deploy``)."""
-        super().__init__(c1, c2, k, s, p, g, d, act, deploy=True)  # validation, act, and the deploy-form conv
-        if deploy:
-            return
-        del self.conv
-        same = c1 == c2 and s == 1
-        if self.avg_branch and same and d != 1:
-            raise ValueError(
-                f"{type(self).__name__} needs d=1 for its average-pool branch (c1 == c2, s == 1), got d={d}"
-            )
-        self.conv1 = Conv(c1, c2, k, s, d * (k // 2), g, d, act=False)
-        self.conv2 = nn.Conv2d(c1, c2, 1, s, 0, groups=g, bias=False)
-        self.identity = same
-        self.avg = nn.AvgPool2d(k, s, k // 2) if self.avg_branch and same else None
-        self.bn = nn.BatchNorm2d(c2)  # after the sum
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Sum the branches, normalize and activate (or apply the fused conv)."""
-        if self.fused:
-            return self.act(self.conv(x))
-        y = self.conv1(x) + self.conv2(x)
-        if self.identity:
-            y = y + x
-        if self.avg is not None:
-            y = y + self.avg(x)
-        return self.act(self.bn(y))
-
-    def get_equivalent_kernel_bias(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return the kernel and bias of the single conv equivalent to the whole block (post-sum BN included) in eval.
-
-        Returns:
-            (tuple[torch.Tensor, torch.Tensor]): Kernel of shape (c2, c1 / g, k, k) and bias of shape (c2,).
-        """
-        kernel, bias = _kernel_bias(self.conv1)
-        kernel = kernel + pad_to_kernel(self.conv2.weight, kernel.shape[-1])
-        if self.identity:
-            kernel = kernel + identity_kernel(kernel)
-        if self.avg is not None:
-            kernel = kernel + avg_pool_kernel(kernel)
-        return fold_bn(kernel, self.bn, bias)
-
-    @torch.no_grad()
-    def fuse_convs(self) -> None:
-        """Collapse the branches and the post-sum BN into one biased conv in place; a no-op when already fused."""
-        if self.fused:
-            return
-        self.conv = _biased_like(self.conv1.conv, *self.get_equivalent_kernel_bias()).requires_grad_(False)
-        del self.conv1, self.conv2, self.bn, self.avg
+    bn_1x1 = False
+    bn_identity = False
+    bn_after_sum = True
 
 
 class QARepVGGBlockV2(QARepVGGBlock):

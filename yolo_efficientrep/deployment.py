@@ -56,7 +56,7 @@ from ._compat import stock_detect
 from ._utils import qualname as _qualname
 from ._utils import tensors
 from .integration import check_ultralytics_version
-from .reparam import bias_batchnorm, fold_bn
+from .reparam import bias_batchnorm
 
 __all__ = ("DEPLOY_RTOL", "DeployError", "deploy", "max_relative_error", "read_checkpoint", "to_stock")
 
@@ -108,16 +108,6 @@ def _unit_conv(unit: nn.Module) -> nn.Conv2d:
     return unit.conv  # SimConv
 
 
-def _unit_kernel_bias(unit: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
-    """Kernel and bias of the single conv equivalent to a rep unit in eval mode, fused or not."""
-    conv = _unit_conv(unit)
-    if type(unit) in _REP_UNITS and not unit.fused:
-        return unit.get_equivalent_kernel_bias()
-    if hasattr(unit, "bn"):  # SimConv before fusing
-        return fold_bn(conv.weight, unit.bn, conv.bias)
-    return conv.weight, conv.bias if conv.bias is not None else conv.weight.new_zeros(conv.out_channels)
-
-
 def _conv_bn_pair(unit: nn.Module) -> tuple[nn.Conv2d, nn.BatchNorm2d] | None:
     """The unit's own bias-free conv and BN when it is exactly one such pair (reused as is: no arithmetic at all)."""
     if type(unit) is blocks.SimConv and hasattr(unit, "bn") and unit.conv.bias is None:
@@ -159,7 +149,7 @@ def _stock_conv(unit: nn.Module, path: str, in_scale: float = 1.0) -> nn.Module:
     if pair is not None:
         stock.conv, stock.bn = pair
         return stock
-    kernel, bias = (t.detach() for t in _unit_kernel_bias(unit))
+    kernel, bias = (t.detach() for t in unit.get_equivalent_kernel_bias())
     stock.conv = stock.conv.to(kernel)
     with torch.no_grad():
         stock.conv.weight.copy_(kernel / in_scale if in_scale != 1.0 else kernel)

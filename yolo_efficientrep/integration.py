@@ -31,8 +31,11 @@
 8. It wraps ``yaml_model_load`` to refuse, by file name, a model YAML without ``backbone`` and ``head`` rows (an empty
    or comment-only file), which Ultralytics would index into with a bare ``KeyError``.
 
-Fusing needs no patch: ``RepVGGBlock`` and ``SimConv`` subclass ``RepConv`` and ``Conv``, which Ultralytics'
-``model.fuse()`` already handles. Supported Ultralytics versions: ``>=8.1, <8.5``.
+Fusing needs no patch of Ultralytics: ``RepVGGBlock`` and ``SimConv`` subclass ``RepConv`` and ``Conv``, which
+Ultralytics' ``model.fuse()`` handles, and ``install_fuse_contract`` points the ``forward_fuse`` it swaps in at the
+units' own ``forward``. Other Ultralytics internals the package relies on outside this module (the ONNX export's node
+names, for ``quantize``) have one helper each here, each with a contract test.
+Supported Ultralytics versions: ``>=8.1, <8.5``.
 """
 
 from __future__ import annotations
@@ -141,6 +144,59 @@ BLOCKS: dict[str, tuple[type[nn.Module], str]] = {
 }
 # "head" rows ([P3, P4, P5] -> (nc, *args, ch=[c of each input])) stand in as Detect, fed by Ultralytics its own way
 _STAND_IN = {"single": "Conv", "repeat": "C3", "multi": "Conv", "head": "Detect"}
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Contracts with Ultralytics internals used outside this module: one helper each, each with a contract test against
+# the installed Ultralytics (tests/test_contracts.py) that names the helper.
+
+
+def install_fuse_contract(*classes: type[nn.Module]) -> None:
+    """Make Ultralytics' ``model.fuse()`` leave plugin units running their own ``forward``.
+
+    ``BaseModel.fuse()`` (8.1 through 8.4) calls ``fuse_convs()`` on every ``RepConv`` and then sets
+    ``m.forward = m.forward_fuse``; on every ``Conv`` that still has a ``bn`` it folds the BN itself, deletes ``bn`` and
+    makes the same swap. The plugin's ``RepVGGBlock`` family and ``SimConv`` subclass those two classes so that the
+    fuse recognises them, but their ``forward`` already follows their state (branches or fused conv), so the swap must
+    land on that ``forward`` and not on a stock ``forward_fuse`` that reads the stock classes' attributes. The blocks
+    stay unaware of this; it is installed on their classes here, when the integration is imported.
+
+    Args:
+        *classes (type[nn.Module]): Unit classes whose ``forward`` follows their fused state.
+    """
+    for cls in classes:
+        cls.forward_fuse = cls.forward
+
+
+install_fuse_contract(blocks.RepVGGBlock, blocks.SimConv)  # the QARepVGG blocks inherit RepVGGBlock's
+
+
+def onnx_head_decode_nodes(model: Any) -> list[str]:
+    """Names of the detection head's own decode nodes in an ONNX model exported by Ultralytics.
+
+    Relies on how Ultralytics' ONNX export (through ``torch.onnx``, 8.1 through 8.4) names nodes: by module path,
+    ``/model.<i>/<Op>_<n>`` for the ops of layer ``i``'s own ``forward`` and ``/model.<i>/<child>/.../<Op>`` for its
+    submodules'. The head is the layer with the highest index; its decode is its own ops (sigmoid, box maths, concat)
+    and its ``dfl`` submodule's, while its branch convs (``cv2``, ``cv3``, ...) are not part of it.
+
+    Args:
+        model (onnx.ModelProto): The exported model.
+
+    Returns:
+        (list[str]): The decode nodes' names, in graph order; empty when no node follows the naming (e.g. a graph
+        that was not exported from an Ultralytics model).
+    """
+    names = [n.name for n in model.graph.node]
+    layers = [int(m.group(1)) for n in names if (m := re.match(r"^/model\.(\d+)/", n))]
+    if not layers:
+        return []
+    head = f"model.{max(layers)}"
+    excluded = []
+    for name in names:
+        parts = name.split("/")[1:]
+        if parts and parts[0] == head and (len(parts) == 2 or parts[1].startswith("dfl")):
+            excluded.append(name)
+    return excluded
 
 
 def _tasks():

@@ -60,28 +60,6 @@ def _letterbox(file: Path, imgsz: int) -> np.ndarray:
     return np.ascontiguousarray(image[..., ::-1].transpose(2, 0, 1)[None], dtype=np.float32) / 255.0
 
 
-def _head_decode_nodes(model) -> list[str]:
-    """Nodes of the detection head's own decode (DFL, sigmoid, box maths, concat), which stay in float.
-
-    The head's branch convs are quantized; its decode is not, as in Ultralytics' OpenVINO INT8 export: the decoded
-    output concatenates pixel coordinates (0..imgsz) with class scores (0..1), and one INT8 scale for both would
-    round every score to zero.
-    """
-    names = [n.name for n in model.graph.node]
-    layers = [
-        int(part[len("model.") :]) for n in names for part in n.split("/")[1:2] if part[len("model.") :].isdigit()
-    ]
-    if not layers:
-        return []
-    head = f"model.{max(layers)}"
-    excluded = []
-    for name in names:
-        parts = name.split("/")[1:]
-        if parts and parts[0] == head and (len(parts) == 2 or parts[1].startswith("dfl")):
-            excluded.append(name)
-    return excluded
-
-
 def quantize_onnx(
     fp32: str | Path, calibration: list[Path], imgsz: int, out: str | Path | None = None, per_channel: bool = False
 ) -> Path:
@@ -106,6 +84,8 @@ def quantize_onnx(
         quantize_static,
     )
 
+    from .integration import onnx_head_decode_nodes
+
     fp32 = Path(fp32)
     out = Path(out) if out is not None else fp32.with_name(f"{fp32.stem}_int8.onnx")
     source = onnx.load(str(fp32))
@@ -127,7 +107,10 @@ def quantize_onnx(
         per_channel=per_channel,
         activation_type=QuantType.QInt8,
         weight_type=QuantType.QInt8,
-        nodes_to_exclude=_head_decode_nodes(source),
+        # The head's decode stays in float, as in Ultralytics' OpenVINO INT8 export: the decoded output concatenates
+        # pixel coordinates (0..imgsz) with class scores (0..1), and one INT8 scale for both would round every score
+        # to zero. Its branch convs are quantized.
+        nodes_to_exclude=onnx_head_decode_nodes(source),
         calibrate_method=CalibrationMethod.MinMax,
     )
     quantized = onnx.load(str(out))

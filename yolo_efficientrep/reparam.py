@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ("avg_pool_kernel", "bias_batchnorm", "fold_bn", "identity_kernel", "pad_to_kernel")
+__all__ = ("avg_pool_kernel", "bias_batchnorm", "conv_kernel_bias", "fold_bn", "identity_kernel", "pad_to_kernel")
 
 
 def fold_bn(
@@ -33,6 +33,13 @@ def fold_bn(
     if bias is not None:
         shift = shift + bias * scale
     return weight * scale.reshape(-1, 1, 1, 1), shift
+
+
+def conv_kernel_bias(conv: nn.Conv2d, bn: nn.BatchNorm2d | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Kernel and bias of ``conv`` followed by an optional inference-mode ``bn``; a missing bias counts as zeros."""
+    if bn is not None:
+        return fold_bn(conv.weight, bn, conv.bias)
+    return conv.weight, conv.bias if conv.bias is not None else conv.weight.new_zeros(conv.out_channels)
 
 
 def pad_to_kernel(kernel: torch.Tensor, k: int) -> torch.Tensor:
