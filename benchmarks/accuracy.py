@@ -14,7 +14,7 @@ Training results are appended to ``docs/benchmarks/accuracy.json`` run by run (a
 interrupted study continues where it stopped); ``render`` reads only that file.
 
 The "clutter" dataset is harder than the quick start's ``shapes``: five classes (circle, ring, rotated rectangle,
-rotated triangle, cross) from 8 to 70 px, two to eight per image, allowed to overlap (labels are the visible extent;
+rotated triangle, cross) from 10 to 72 px, two to eight per image, allowed to overlap (labels are the visible extent;
 an object less than 40% visible is dropped), on textured backgrounds with unlabelled line and arc clutter, and a
 lower colour contrast than ``shapes``.
 """
@@ -42,13 +42,15 @@ REPORT = REPO / "docs" / "benchmarks" / "accuracy.md"
 BEGIN, END = "<!-- generated:accuracy -->", "<!-- /generated:accuracy -->"
 
 CLASSES = ("circle", "ring", "rectangle", "triangle", "cross")
-DATA = {"n_train": 320, "n_val": 96, "size": 128, "seed": 2026}
-# One fixed recipe for every model: Ultralytics' defaults except what a 2-core CPU run needs. val=False skips the
-# per-epoch validation; the final epoch is validated all the same, and the recorded numbers come from a separate
-# validation of last.pt in the same process.
-RECIPE = {"epochs": 15, "imgsz": 128, "batch": 16, "device": "cpu", "workers": 0, "deterministic": True}
+DATA = {"n_train": 256, "n_val": 96, "size": 128, "seed": 2026}
+# One fixed recipe for every model: Ultralytics' defaults except what a short CPU run needs. nbs=16 (the nominal
+# batch) makes every batch an optimizer step: with the default 64 a 256-image epoch is only 4 steps, and no model
+# learns this task in 12 epochs (yolov8n reached mAP50-95 0.004 in a first try). val=False skips the per-epoch
+# validation; the final epoch is validated all the same, and the recorded numbers come from a separate validation of
+# last.pt in the same process.
+RECIPE = {"epochs": 12, "imgsz": 128, "batch": 16, "nbs": 16, "device": "cpu", "workers": 0, "deterministic": True}
 MIN_VISIBLE = 0.4  # an object less visible than this (after later objects cover it) is not labelled
-MIN_CONTRAST = 40  # least max-channel difference between an object and the mean background under it
+MIN_CONTRAST = 56  # least max-channel difference between an object and the mean background under it
 
 # name -> (shipped or stock YAML, top-level overrides). "relu" is the plugin's current default (rep blocks ReLU, stock
 # SPPF/Detect SiLU); "silu"/"hardswish" set the top-level `activation:` key, which switches every layer.
@@ -75,12 +77,13 @@ def variants() -> dict[str, dict]:
 
 
 GROUPS = {
+    # the flagship decision first, on every seed; then each family's activation on one seed
+    "first": ["yolov8n", "yolov8n-efficientrep-relu", "yolov8n-efficientrep-silu"],
     "screen": [
-        "yolov8n",
-        "yolo11n",
-        *(f"{f.replace('yolov8', 'yolov8n')}-{a}" for f in FAMILIES for a in ("relu", "silu")),
-        "yolov8n-efficientrep-hardswish",
+        *(f"{f.replace('yolov8', 'yolov8n')}-{a}" for f in FAMILIES[1:] for a in ("relu", "silu")),
         "yolov8n-efficientrep-w0.25-silu",
+        "yolo11n",
+        "yolov8n-efficientrep-hardswish",
     ],
 }
 
@@ -106,7 +109,7 @@ def _clutter(rng: np.random.Generator, image: np.ndarray) -> None:
     import cv2
 
     size = image.shape[0]
-    for _ in range(int(rng.integers(6, 16))):
+    for _ in range(int(rng.integers(4, 11))):
         color = tuple(int(c) for c in rng.integers(0, 256, 3))
         thickness = int(rng.integers(1, 3))
         if rng.random() < 0.5:
@@ -125,7 +128,7 @@ def _object_mask(rng: np.random.Generator, cls: int, size: int) -> np.ndarray:
     import cv2
 
     mask = np.zeros((size, size), np.uint8)
-    half = int(np.exp(rng.uniform(np.log(4), np.log(35))))  # log-uniform: as many small objects as large ones
+    half = int(np.exp(rng.uniform(np.log(5), np.log(36))))  # log-uniform: as many small objects as large ones
     cx, cy = (int(v) for v in rng.integers(half // 2, size - half // 2, 2))  # may be cut by the image border
     theta = rng.uniform(0, 2 * np.pi)
     rot = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
@@ -241,10 +244,11 @@ def model_yaml(name: str, workdir: Path) -> str:
         d["activation"] = v["activation"]
     if v.get("width"):
         d["scales"]["n"][1] = v["width"]
-    stem = f"{v['family']}-{name.rsplit('-', 1)[-1]}" + (f"-w{v['width']:.2f}" if v.get("width") else "")
+    d["scale"] = "n"
     workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / f"{stem}.yaml").write_text(yaml.safe_dump(d, sort_keys=False))
-    return str(workdir / f"{stem.replace('yolov8', 'yolov8n', 1)}.yaml")  # Ultralytics reads scale n from the name
+    # The scale letter is in the file name and the file exists, so Ultralytics' scale-free lookup is never needed.
+    (workdir / f"{name}.yaml").write_text(yaml.safe_dump(d, sort_keys=False))
+    return str(workdir / f"{name}.yaml")
 
 
 def train_one(name: str, seed: int, out: Path) -> None:
@@ -252,7 +256,7 @@ def train_one(name: str, seed: int, out: Path) -> None:
     from ultralytics import YOLO
 
     data = generate(data_root(), **DATA)
-    work = Path(tempfile.mkdtemp(prefix=f"acc-{name}-{seed}-"))
+    work = Path(tempfile.mkdtemp(prefix="acc-run-"))
     model = YOLO(model_yaml(name, work))
     start = time.perf_counter()
     model.train(
