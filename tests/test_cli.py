@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 
 import pytest
 import torch
@@ -188,7 +187,12 @@ def test_stock_dialect_bare_booleans_lists_and_suggestions():
         "deploy",
         {"model": "a.pt", "half": True, "overwrite": False},
     )
-    assert parse(["benchmark", "models=[a.yaml,b.yaml]", "quick"])[1] == {"models": ["a.yaml", "b.yaml"], "quick": True}
+    assert parse(["quantize", "model=a.pt", "data=d.yaml", "formats=[onnx,openvino]", "per_channel"])[1] == {
+        "model": "a.pt",
+        "data": "d.yaml",
+        "formats": ["onnx", "openvino"],
+        "per_channel": True,
+    }
     assert parse(["quantize", "model=a.pt", "data=d.yaml", "formats=[onnx]"])[1]["formats"] == ["onnx"]
     assert parse([]) == ("help", {})
     for argv, message in [
@@ -204,24 +208,16 @@ def test_stock_dialect_bare_booleans_lists_and_suggestions():
         assert message in str(e.value)
 
 
-def test_benchmark_readme_writes_the_report_into_the_readmes_section(tmp_path, monkeypatch):
-    """``benchmark readme=`` puts report.md between the README's benchmark markers and leaves the rest alone."""
-    from yolo_efficientrep import benchmark, cli
+def test_benchmark_command_points_to_the_repositorys_benchmark(capsys):
+    """The benchmark left the wheel: the former command says where it lives now, with any arguments, and fails."""
+    from yolo_efficientrep import cli
 
-    def fake_run(models, quick, out, accuracy):
-        Path(out).mkdir(parents=True, exist_ok=True)
-        (Path(out) / "report.md").write_text("| model | ms |\n|---|--:|\n| `x.yaml` | 1.0 |\n")
-        return {"models": list(models)}
+    for argv in (["benchmark"], ["benchmark", "quick=True", "models=[a.yaml]"]):
+        assert cli.main(argv) == 1
+        err = capsys.readouterr().err
+        assert "'benchmark' is no longer a command" in err and "python benchmarks/run.py" in err, err
+        assert "yolo-efficientrep info model=NAME" in err
+    assert "benchmark" not in cli.COMMANDS and "benchmark" not in cli.__doc__
+    import importlib.util
 
-    monkeypatch.setattr(benchmark, "run_benchmark", fake_run)
-    readme = tmp_path / "README.md"
-    readme.write_text("intro\n<!-- generated:benchmark -->\nold table\n<!-- /generated:benchmark -->\noutro\n")
-    status = cli.main(["benchmark", "quick", f"out={tmp_path / 'b'}", "models=[x.yaml]", f"readme={readme}"])
-    assert status == 0
-    assert readme.read_text() == (
-        "intro\n<!-- generated:benchmark -->\n| model | ms |\n|---|--:|\n| `x.yaml` | 1.0 |\n"
-        "<!-- /generated:benchmark -->\noutro\n"
-    )
-    readme.write_text("no markers here\n")
-    assert cli.main(["benchmark", "quick", f"out={tmp_path / 'b'}", f"readme={readme}"]) == 1
-    assert readme.read_text() == "no markers here\n"  # a README without the section is not touched
+    assert importlib.util.find_spec("yolo_efficientrep.benchmark") is None  # not in the package any more

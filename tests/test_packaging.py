@@ -51,6 +51,9 @@ def test_wheel_layout(wheel):
     assert "yolo_efficientrep/cfg/models/yolov8-efficientrep.yaml" in names
     assert "yolo_efficientrep/cfg/datasets/shapes.yaml" in names
     assert not any(n.startswith("yolo_efficientrep/_startup") for n in names)
+    # the benchmark is a development tool of the repository (benchmarks/), not part of the installed plugin
+    assert not any(n.startswith("benchmarks/") or "/benchmarks/" in n for n in names), sorted(names)
+    assert "yolo_efficientrep/benchmark.py" not in names and "yolo_efficientrep/_timing.py" in names
     archive = zipfile.ZipFile(wheel)
     assert archive.read("yolo_efficientrep.pth").decode().strip() == (
         "import _yolo_efficientrep_hook; _yolo_efficientrep_hook.install()"

@@ -4,9 +4,6 @@
     yolo-efficientrep list                          shipped YAMLs and their scales
     yolo-efficientrep check [imgsz=96]              registration + exact fuse of every shipped model YAML (scale n)
     yolo-efficientrep info model=NAME [imgsz=640]   layers, parameters and GFLOPs, unfused vs fused
-    yolo-efficientrep benchmark [quick=False] [out=docs/benchmarks] [models=[a.yaml,b.yaml]] [accuracy=True]
-                                [readme=README.md]  latency, compute density, training cost and accuracy side by side;
-                                                    readme= also writes the report into that README's section
     yolo-efficientrep quantize model=best.pt data=shapes.yaml [imgsz=640] [formats=[onnx,openvino]] [per_channel=False]
                                                     INT8 post-training quantization (ONNX Runtime, OpenVINO) of the
                                                     fused export: mAP50-95 FP32 vs INT8, output drift, latency
@@ -32,7 +29,6 @@ import difflib
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 # Nothing heavy is imported at module level: `help` and argument errors answer without torch or Ultralytics.
@@ -167,22 +163,6 @@ def _info(options: dict[str, Any]) -> int:
     return 0
 
 
-def _benchmark(options: dict[str, Any]) -> int:
-    LOGGER = _logger()
-    from . import zoo
-    from .benchmark import DEFAULT_MODELS, run_benchmark
-
-    out = options.get("out", "docs/benchmarks")
-    models = tuple(options.get("models", DEFAULT_MODELS))
-    report = run_benchmark(models, quick=options.get("quick", False), out=out, accuracy=options.get("accuracy", True))
-    markdown = (Path(out) / "report.md").read_text()
-    LOGGER.info(markdown)
-    if "readme" in options:
-        readme = Path(options["readme"])
-        readme.write_text(zoo.update_readme(readme, {"benchmark": markdown.rstrip("\n")}))
-    return 0 if report["models"] else 1
-
-
 def _quantize(options: dict[str, Any]) -> int:
     LOGGER = _logger()
     from .quantize import quantize
@@ -241,7 +221,6 @@ COMMANDS: dict[str, Command] = {
     "list": Command(_list_yamls),
     "check": Command(_check, {"imgsz": _int}),
     "info": Command(_info, {"model": _str, "imgsz": _int}, ("model",), "model=yolov8n-efficientrep.yaml"),
-    "benchmark": Command(_benchmark, {"quick": _bool, "out": _str, "models": _list, "accuracy": _bool, "readme": _str}),
     "deploy": Command(
         _deploy,
         {"model": _str, "out": _str, "half": _bool, "overwrite": _bool},
@@ -262,6 +241,12 @@ COMMANDS: dict[str, Command] = {
     ),
 }
 STOCK_COMMANDS = ("train", "val", "predict", "export", "track")  # the stock `yolo` command runs these
+MOVED = {  # former commands: where their job lives now
+    "benchmark": "the benchmark is a development tool of the project's repository, not part of the installed plugin: "
+    "in a clone of the repository run `python benchmarks/run.py [quick=True] [models=[a.yaml,b.yaml]] ...` "
+    "(docs/benchmarks/report.md holds the latest report); for one model's layers, parameters and GFLOPs, unfused "
+    "vs fused, use `yolo-efficientrep info model=NAME`",
+}
 COMMON_KEYS = {"verbose": _bool}  # taken by every command
 
 
@@ -280,6 +265,8 @@ def parse(argv: list[str]) -> tuple[str, dict[str, Any]]:
     if not argv or argv[0] in {"-h", "--help"}:
         return "help", {}
     command, tokens = argv[0], argv[1:]
+    if command in MOVED:
+        raise UsageError(f"'{command}' is no longer a command; {MOVED[command]}")
     if command not in COMMANDS:
         close = difflib.get_close_matches(command, [*COMMANDS, *STOCK_COMMANDS], n=1, cutoff=0.6)
         if command in STOCK_COMMANDS or (close and close[0] in STOCK_COMMANDS):
