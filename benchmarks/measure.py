@@ -62,6 +62,7 @@ COUNTERPART = {  # plugin model -> the stock model it is compared with
 SEED = 0
 THREADS = [None]  # threads= of the run: torch and ONNX Runtime intra-op threads (None: their defaults)
 TORCH_FORMS = ("_unfused", "_fused", "_plain")
+BATCH_FORMS = ("_fused",)  # batch > 1: the fused model only (8x the time per call; the deployed form)
 
 
 def paired_ratio(a: list[float], b: list[float]) -> dict[str, float]:
@@ -287,8 +288,9 @@ def time_forms(
 ) -> dict[str, dict]:
     """Time every model form in PyTorch on one device and dtype, batch 1 and 8, shuffled rounds; into ``entries``.
 
-    Keys are ``{prefix}{form}_b{batch}`` (e.g. ``torch_fused_b1``, ``cuda_fp16_plain_b8``); ``extra(entry, batch)``
-    may add runners of other engines, keyed ``{engine}_b{batch}`` (e.g. ``onnxruntime_fused_b1``).
+    Keys are ``{prefix}{form}_b{batch}`` (e.g. ``torch_fused_b1``, ``cuda_fp16_plain_b1``): every form at batch 1,
+    the fused model only at larger batches; ``extra(entry, batch)`` may add runners of other engines, keyed
+    ``{engine}_b{batch}`` (e.g. ``onnxruntime_fused_b8``).
 
     Returns:
         (dict): Per batch, the seed and every round's order (as ``[model, key]`` pairs).
@@ -307,7 +309,7 @@ def time_forms(
             x = torch.zeros(batch, 3, imgsz, imgsz, device=device, dtype=dtype)
             runners = {}
             for e in entries:
-                for form in TORCH_FORMS:
+                for form in TORCH_FORMS if batch == 1 else BATCH_FORMS:
                     if form in e:
                         m = placed[(e["model"], form)]
                         runners[(e["model"], f"{prefix}{form}_b{batch}")] = lambda m=m, x=x: (m(x), sync())
@@ -446,8 +448,9 @@ def _cuda(entries, imgsz, rounds, warmup, train_rounds, workdir, progress) -> di
 
 # ------------------------------------------------------------------------------------------------------ accuracy
 ACCURACY_MODELS = ("yolov8n.yaml", "yolov8n-efficientrep.yaml", "yolov8n-efficientrep-qa.yaml")
-FULL_RECIPE = {"epochs": 3, "imgsz": 160, "batch": 16, "warmup_epochs": 0}  # sized to the run time budget
-QUICK_RECIPE = {"epochs": 1, "imgsz": 96, "batch": 16}
+# nbs=16: an optimizer step every batch (with the default 64 a short run takes too few steps to learn anything)
+FULL_RECIPE = {"epochs": 3, "imgsz": 160, "batch": 16, "nbs": 16, "warmup_epochs": 0}  # sized to the time budget
+QUICK_RECIPE = {"epochs": 1, "imgsz": 96, "batch": 16, "nbs": 16}
 
 
 def _val(weights: Path, imgsz: int, project: Path, name: str, **kwargs) -> float:
@@ -610,7 +613,7 @@ def measure(
     if quick:
         imgsz, rounds_b1, rounds_b8, warmup, train_rounds, startup_rounds = 256, 3, 2, 1, 2, 5
     else:
-        imgsz, rounds_b1, rounds_b8, warmup, train_rounds, startup_rounds = 640, 10, 2, 1, 3, 20
+        imgsz, rounds_b1, rounds_b8, warmup, train_rounds, startup_rounds = 640, 8, 2, 1, 3, 20
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cuda = torch.cuda.is_available()
