@@ -76,8 +76,10 @@ def test_variants_override_exactly_the_activation_and_the_width(tmp_path):
     assert rep and all(isinstance(m.act, nn.SiLU) for m in rep)
     assert all(isinstance(m.act, nn.ReLU) for m in relu.modules() if isinstance(m, yer.RepVGGBlock))
     assert silu.yaml["scale"] == "n" and wide.yaml["scale"] == "n"
-    widths = [[next(c for c in m.model[i].modules() if isinstance(c, nn.Conv2d)).out_channels for i in (0, 1, 3)]
-              for m in (relu, silu, wide)]
+    widths = [
+        [next(c for c in m.model[i].modules() if isinstance(c, nn.Conv2d)).out_channels for i in (0, 1, 3)]
+        for m in (relu, silu, wide)
+    ]
     assert widths == [[16, 32, 56], [16, 32, 56], [16, 32, 64]]  # 64/128/256 x 0.20 or 0.25, up to a multiple of 8
     last = [next(c for c in m.model[7].modules() if isinstance(c, nn.Conv2d)).out_channels for m in (silu, wide)]
     assert last == [208, 256]  # 1024 x 0.20 -> 208 (multiple of 8), x 0.25 -> 256
