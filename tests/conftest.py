@@ -153,3 +153,38 @@ def ultralytics_log():
         yield records
     finally:
         logger.removeHandler(handler)
+
+
+def needs_newer_ultralytics(name: str) -> str | None:
+    """The release a shipped model needs when the installed Ultralytics predates it (None: it builds here)."""
+    import re
+
+    import ultralytics
+
+    from yolo_efficientrep.zoo import min_ultralytics
+
+    def release(v):
+        return tuple(int(p) for p in re.findall(r"\d+", v)[:3])
+
+    need = min_ultralytics(name)
+    return need if release(ultralytics.__version__) < release(need) else None
+
+
+def build_or_refused(build, name: str):
+    """``build()`` where the installed Ultralytics has what ``name`` needs; on an older one, assert that building is
+    refused with the plugin's message naming the release it needs (not a parser ``KeyError``) and return None."""
+    import re
+
+    import ultralytics
+
+    from yolo_efficientrep import UnsupportedVersionError
+
+    need = needs_newer_ultralytics(name)
+    if need is None:
+        return build()
+    message = (
+        rf"needs ultralytics>={re.escape(need)}, but ultralytics {re.escape(ultralytics.__version__)} is installed"
+    )
+    with pytest.raises(UnsupportedVersionError, match=message):
+        build()
+    return None

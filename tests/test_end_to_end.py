@@ -237,6 +237,13 @@ def test_training_killed_mid_epoch_resumes_to_the_planned_epochs(tmp_path):
         ("pose", "yolov8n-efficientrep-pose.yaml", "shapes-pose.yaml"),
         ("obb", "yolov8n-efficientrep-obb.yaml", "shapes-obb.yaml"),
         ("classify", "yolov8n-efficientrep-cls.yaml", "shapes-cls"),
+        # YOLO11/YOLO26 families: newest release only (8.1 refuses them, tests/test_zoo.py checks how); the YOLO26
+        # detector trains in the NMS-free test below
+        pytest.param("detect", "yolo11n-efficientrep.yaml", "shapes.yaml", marks=pytest.mark.slow),
+        pytest.param("segment", "yolo26n-efficientrep-seg.yaml", "shapes-seg.yaml", marks=pytest.mark.slow),
+        pytest.param("pose", "yolo26n-efficientrep-pose.yaml", "shapes-pose.yaml", marks=pytest.mark.slow),
+        pytest.param("obb", "yolo26n-efficientrep-obb.yaml", "shapes-obb.yaml", marks=pytest.mark.slow),
+        pytest.param("classify", "yolo26n-efficientrep-cls.yaml", "shapes-cls", marks=pytest.mark.slow),
     ],
 )
 def test_every_task_trains_an_epoch_on_its_offline_data(tmp_path, task, model, data):
@@ -340,3 +347,37 @@ def test_deployed_checkpoint_runs_on_stock_ultralytics_without_the_plugin(traine
     assert labels[0].size and labels[0].shape == labels[1].shape  # class, box and confidence of every detection
     np.testing.assert_allclose(labels[0], labels[1], rtol=0, atol=2e-6)  # the files round to 6 decimals
     assert (tmp_path / "edge" / "best-deploy.torchscript").is_file()
+
+
+@pytest.mark.slow  # trains an epoch; YOLO26 needs Ultralytics >= 8.4 (8.1 refuses it, tests/test_zoo.py checks how)
+def test_yolo26_trains_and_exports_nms_free_onnx_that_predicts_like_the_checkpoint(tmp_path):
+    """yolo26n-efficientrep trains with the stock CLI; exported with Ultralytics' nms=False, the ONNX graph has no NMS
+    (top-k detections straight from the one-to-one head), and YOLO(best.onnx) predicts the boxes the .pt does."""
+    import onnx
+    from ultralytics import YOLO
+
+    args = ["model=yolo26n-efficientrep.yaml", "data=shapes.yaml", "epochs=1", "imgsz=128", "batch=16", "workers=0"]
+    args += ["device=cpu", f"project={tmp_path}", "name=e2e26", "plots=False"]
+    result = run([bin_path("yolo"), "train", *args], cwd=tmp_path, timeout=900)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-3000:]
+    assert "YOLO26n-efficientrep summary (fused)" in out
+    best = tmp_path / "e2e26" / "weights" / "best.pt"
+    head = YOLO(best).model.model[-1]
+    assert head.one2one_cv2 is not None and head.reg_max == 1
+
+    onnx_file = export_onnx_or_skip(YOLO(best), imgsz=128, nms=False)
+    graph = onnx.load(onnx_file).graph
+    ops = [n.op_type for n in graph.node]
+    assert "NonMaxSuppression" not in ops and "TopK" in ops and ops.count("BatchNormalization") == 0
+    dims = [d.dim_value for d in graph.output[0].type.tensor_type.shape.dim]
+    assert dims == [1, 300, 6]  # max_det rows of x1, y1, x2, y2, score, class: no post-processing left to do
+
+    # Ultralytics' bundled sample images; a barely trained model gives low confidences, so predict with a low floor.
+    settings = {"imgsz": 128, "conf": 0.001, "nms": False, "verbose": False}
+    expected = YOLO(best).predict(**settings)
+    assert sum(len(r.boxes) for r in expected)
+    got = YOLO(onnx_file, task="detect").predict(**settings)
+    assert [r.path for r in got] == [r.path for r in expected]
+    assert [len(r.boxes) for r in got] == [len(r.boxes) for r in expected]
+    assert _same_boxes(expected, got) and _same_boxes(got, expected)

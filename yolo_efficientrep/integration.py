@@ -31,6 +31,11 @@
 8. It wraps ``yaml_model_load`` to refuse, by file name, a model YAML without ``backbone`` and ``head`` rows (an empty
    or comment-only file), which Ultralytics would index into with a bare ``KeyError``.
 
+The ``parse_model`` wrapper also refuses, for stock and plugin YAMLs alike, a model that needs a newer Ultralytics than
+the installed one (``UnsupportedVersionError`` naming that release): stock modules the installed release lacks (YOLO11's
+``C3k2``/``C2PSA`` before 8.3.0, YOLO26's task heads before 8.4.0) and top-level keys it would ignore silently
+(``end2end``, ``reg_max`` before 8.4.0), where Ultralytics would raise a bare ``KeyError`` or build another model.
+
 Fusing needs no patch of Ultralytics: ``RepVGGBlock`` and ``SimConv`` subclass ``RepConv`` and ``Conv``, which
 Ultralytics' ``model.fuse()`` handles, and ``install_fuse_contract`` points the ``forward_fuse`` it swaps in at the
 units' own ``forward``. Other Ultralytics internals the package relies on outside this module (the ONNX export's node
@@ -99,7 +104,7 @@ class RegistrationError(RuntimeError):
 
 
 class UnsupportedVersionError(RuntimeError):
-    """The installed Ultralytics is outside the supported range."""
+    """The installed Ultralytics is outside the supported range, or older than a model YAML needs."""
 
 
 def check_ultralytics_version() -> str:
@@ -144,6 +149,25 @@ BLOCKS: dict[str, tuple[type[nn.Module], str]] = {
 }
 # "head" rows ([P3, P4, P5] -> (nc, *args, ch=[c of each input])) stand in as Detect, fed by Ultralytics its own way
 _STAND_IN = {"single": "Conv", "repeat": "C3", "multi": "Conv", "head": "Detect"}
+
+# Stock modules newer than the oldest supported Ultralytics, with the release that added them (YOLO11: 8.3.0, YOLO26:
+# 8.4.0). A model YAML naming one that the installed release lacks is refused with that release, not a bare KeyError.
+NEWER_STOCK_MODULES = {
+    "C3k2": "8.3.0",
+    "C3k": "8.3.0",
+    "C2PSA": "8.3.0",
+    "C2fPSA": "8.3.0",
+    "PSABlock": "8.3.0",
+    "Segment26": "8.4.0",
+    "Pose26": "8.4.0",
+    "OBB26": "8.4.0",
+}
+# Top-level model YAML keys older releases ignore silently (a different model), with the release that reads them.
+# Each entry: key -> (release, the value older releases behave as, what the key selects).
+NEWER_YAML_KEYS = {
+    "end2end": ("8.4.0", False, "YOLO26's NMS-free one-to-one head"),
+    "reg_max": ("8.4.0", 16, "the head's DFL bin count"),
+}
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -720,6 +744,41 @@ class _PluginRow:
         return module, args + ([kwargs] if kwargs else [])
 
 
+def _release(version: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in re.findall(r"\d+", version)[:3])
+
+
+def _check_release(d: dict, rows: list[Any], tasks) -> None:
+    """Refuse a model YAML that needs a newer Ultralytics than the installed one, naming the release it needs.
+
+    Stock modules count as missing when ``ultralytics.nn.tasks`` does not bind them; top-level keys when the installed
+    release predates the one that reads them and the YAML asks for something other than what older releases do.
+
+    Raises:
+        UnsupportedVersionError: Lists every such module (with its layer) and key, and the release that has them all.
+    """
+    import ultralytics
+
+    installed = ultralytics.__version__
+    needs: list[tuple[str, str]] = []  # (release, what)
+    for i, row in enumerate(rows):
+        name = row[2] if isinstance(row, (list, tuple)) and len(row) == 4 else None
+        if isinstance(name, str) and name in NEWER_STOCK_MODULES and name not in tasks.__dict__:
+            since = NEWER_STOCK_MODULES[name]
+            needs.append((since, f"{name} (layer {i}, added in ultralytics {since})"))
+    for key, (since, old_value, what) in NEWER_YAML_KEYS.items():
+        if key in d and d[key] != old_value and _release(installed) < _release(since):
+            needs.append((since, f"'{key}: {d[key]}' ({what}, read since ultralytics {since})"))
+    if needs:
+        release = max((r for r, _ in needs), key=_release)
+        file = Path(str(d.get("yaml_file", ""))).name or "this model config"
+        raise UnsupportedVersionError(
+            f"yolo-efficientrep: model YAML {file!r} needs ultralytics>={release}, but ultralytics {installed} is "
+            f"installed, which lacks {'; '.join(what for _, what in needs)}. Upgrade with pip install "
+            f"'ultralytics>={release},<{SUPPORTED_ULTRALYTICS[1][0]}.{SUPPORTED_ULTRALYTICS[1][1]}'"
+        )
+
+
 def _resolve_names(rows: list[list[Any]], tasks) -> dict[int, _PluginRow]:
     """Check every row's module name and collect the plugin rows.
 
@@ -936,6 +995,7 @@ def _wrap_parse_model(original):
         if error is not None:
             raise error
         rows = [*d["backbone"], *d["head"]]
+        _check_release(d, rows, tasks)
         plugin = _resolve_names(rows, tasks)
         if not plugin:
             return original(d, *args, **kwargs)
