@@ -16,6 +16,7 @@ from conftest import ASSETS
 from torch import nn
 
 from yolo_efficientrep import blocks
+from yolo_efficientrep._utils import tensors
 
 LEGACY = ASSETS / "legacy"
 UNITS = [
@@ -85,27 +86,15 @@ def test_old_pickled_units_are_upgraded_to_the_new_layout(name):
         _exact(unit_data["fused_module"].eval()(saved["input"]), unit_data["fused_out"])
 
 
-def _ultralytics_checkpoint(name: str):
-    """``YOLO`` on a legacy ``.pt``; skipped on another Ultralytics, whose own classes may not unpickle the same."""
+def test_old_ultralytics_checkpoints_load_fuse_and_transfer():
+    """The Ultralytics path: YOLO() on the old .pt files, training's weight transfer, and model.fuse()."""
     import ultralytics
     from ultralytics import YOLO
 
-    path = LEGACY / name
-    written_by = torch.load(path, weights_only=False, map_location="cpu")["version"]
-    if ultralytics.__version__ != written_by:
-        pytest.skip(
-            f"{name} pickles Ultralytics {written_by}'s own classes; this is Ultralytics {ultralytics.__version__}"
-        )
-    return YOLO(path)
-
-
-def test_old_ultralytics_checkpoints_load_fuse_and_transfer():
-    from ultralytics import YOLO
-
     io = torch.load(LEGACY / "yolov8n-efficientrep-qa.io.pt", weights_only=False)
-    from yolo_efficientrep._utils import tensors
+    written_by = torch.load(LEGACY / "yolov8n-efficientrep-qa.pt", weights_only=False)["version"]
 
-    old = _ultralytics_checkpoint("yolov8n-efficientrep-qa.pt").model.float().eval()
+    old = YOLO(LEGACY / "yolov8n-efficientrep-qa.pt").model.float().eval()
     fresh = YOLO("yolov8n-efficientrep-qa.yaml").model
     assert {k: v.shape for k, v in old.state_dict().items()} == {k: v.shape for k, v in fresh.state_dict().items()}
     qa = [m for m in old.modules() if isinstance(m, blocks.QARepVGGBlock)]
@@ -119,6 +108,9 @@ def test_old_ultralytics_checkpoints_load_fuse_and_transfer():
         old.fuse(verbose=False)
         assert all(m.fused for m in qa)
         old.half().float()  # as YOLO.save stored the old fused model: fp16
-        _exact(tensors(old(io["input"]), skip=("feats",))[0], io["fused_out"])
-        fused = _ultralytics_checkpoint("yolov8n-efficientrep-qa-fused.pt").model.float().eval()
+        # Bit for bit on the release that wrote the files; another release's fuse may round differently (on 8.1:
+        # 9e-5 on coordinates up to 479).
+        tol = {"rtol": 0, "atol": 0} if ultralytics.__version__ == written_by else {"rtol": 1e-5, "atol": 1e-3}
+        torch.testing.assert_close(tensors(old(io["input"]), skip=("feats",))[0], io["fused_out"], **tol)
+        fused = YOLO(LEGACY / "yolov8n-efficientrep-qa-fused.pt").model.float().eval()
         _exact(tensors(fused(io["input"]), skip=("feats",))[0], io["fused_out"])
