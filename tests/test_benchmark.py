@@ -157,9 +157,10 @@ def test_shared_timer_shuffles_every_round_and_records_the_orders():
 
 
 def test_paired_ratios_and_rounding_to_the_spread():
-    r = measure.paired_ratio([2.0, 4.0, 9.0, 4.4], [1.0, 2.0, 3.0, 2.0])  # per round: 2, 2, 3, 2.2
-    assert r["median"] == pytest.approx(2.1) and r["rounds"] == 4
-    assert r["iqr"] == pytest.approx(statistics.quantiles([2, 2, 3, 2.2], n=4, method="inclusive")[2] - 2.0)
+    r = measure.paired_ratio([3.0, 4.0, 3.0, 4.0], [1.0, 2.0, 3.0, 4.0])  # per round 3, 2, 1, 1
+    assert r["median"] == pytest.approx(1.5) and r["rounds"] == 4  # the ratio of the medians would be 1.4
+    q = statistics.quantiles([3, 2, 1, 1], n=4, method="inclusive")
+    assert r["iqr"] == pytest.approx(q[2] - q[0]) and r["iqr"] == pytest.approx(1.25)
     with pytest.raises(ValueError, match="equally long"):
         measure.paired_ratio([1.0], [1.0, 2.0])
     assert render.fmt_ratio({"median": 1.8734, "iqr": 0.05}) == "1.87x (0.05)"
