@@ -373,11 +373,13 @@ def test_yolo26_trains_and_exports_nms_free_onnx_that_predicts_like_the_checkpoi
     dims = [d.dim_value for d in graph.output[0].type.tensor_type.shape.dim]
     assert dims == [1, 300, 6]  # max_det rows of x1, y1, x2, y2, score, class: no post-processing left to do
 
-    # Ultralytics' bundled sample images; a barely trained model gives low confidences, so predict with a low floor.
+    # Square validation images, so the .pt model's minimal-rectangle letterbox is the ONNX graph's fixed 128x128 input;
+    # a barely trained model gives low confidences, so predict with a low floor.
+    images = sorted((HOME / "datasets" / "shapes" / "images" / "val").glob("*.jpg"))[:4]
     settings = {"imgsz": 128, "conf": 0.001, "nms": False, "verbose": False}
-    expected = YOLO(best).predict(**settings)
+    expected = YOLO(best).predict(images, **settings)
     assert sum(len(r.boxes) for r in expected)
-    got = YOLO(onnx_file, task="detect").predict(**settings)
+    got = YOLO(onnx_file, task="detect").predict(images, **settings)
     assert [r.path for r in got] == [r.path for r in expected]
     assert [len(r.boxes) for r in got] == [len(r.boxes) for r in expected]
     assert _same_boxes(expected, got) and _same_boxes(got, expected)
