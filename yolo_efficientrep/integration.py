@@ -494,6 +494,9 @@ def _wrap_check_requirements(original):
 def _wrap_guess_model_task(original):
     """Tell Ultralytics that a model config ending in a plugin head (``EffiDeHead``) is a detection model.
 
+    A config needing a newer Ultralytics is refused here already (``_check_release``): older releases guess no task
+    for heads they do not know (YOLO26's ``Segment26``...) and fail before the model is parsed.
+
     Stock Ultralytics guesses the task of a config from its last module's name ("detect" in it); a built model is
     recognised by ``isinstance(head, Detect)``, which the plugin heads already satisfy.
     """
@@ -504,6 +507,8 @@ def _wrap_guess_model_task(original):
         if cfg is None and isinstance(model, (str, Path)) and Path(model).suffix in {".yaml", ".yml"}:
             with contextlib.suppress(Exception):
                 cfg = sys.modules[original.__module__].yaml_model_load(model)
+        if cfg is not None and _no_rows_error(cfg) is None:  # e.g. Segment26 on 8.1: no task guessed, a bare KeyError
+            _check_release(cfg, [*cfg["backbone"], *cfg["head"]], sys.modules[original.__module__])
         with contextlib.suppress(Exception):
             if BLOCKS[cfg["head"][-1][-2]][1] == "head":
                 return "detect"
