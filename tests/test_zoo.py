@@ -18,6 +18,8 @@ from yolo_efficientrep._utils import tensors
 
 ALL = [zoo.scaled_name(f, s) for f in zoo.MODEL_FAMILIES for s in zoo.SCALES]
 SMALL = [zoo.scaled_name(f, s) for f in zoo.MODEL_FAMILIES for s in "ns"]
+# ONNX exports: n and s of the YOLOv8/YOLOv6 families, n of the YOLO11/YOLO26 ones (CI time; s adds nothing new there)
+EXPORTS = [n for n in SMALL if not n.startswith(("yolo11s", "yolo26s"))]
 TASKS = {"seg": "segment", "pose": "pose", "obb": "obb", "cls": "classify"}
 
 
@@ -81,7 +83,7 @@ def test_fuse_is_exact(name):
     assert all(m.fused for m in net.modules() if isinstance(m, (yer.RepVGGBlock, yer.SimConv)))
 
 
-@pytest.mark.parametrize("name", SMALL)
+@pytest.mark.parametrize("name", EXPORTS)
 def test_onnx_export_is_fused(name, tmp_path):
     import onnx
 
