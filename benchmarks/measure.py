@@ -648,6 +648,9 @@ def measure(
         def lap(name):
             phases[name] = time.time() - mark[0]
             mark[0] = time.time()
+            partial = {**report, "models": [{k: v for k, v in e.items() if not k.startswith("_")} for e in entries]}
+            partial["incomplete"] = f"written after the {name} phase; the run did not finish"
+            (out / "report.json").write_text(json.dumps(partial, indent=1))  # kept if the run is interrupted
 
         entries, report["skipped"] = _buildable(models, imgsz, progress("build"))
         lap("build")
