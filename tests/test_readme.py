@@ -63,9 +63,10 @@ def test_recorded_runs_meet_the_quick_start_bar(record):
     for measured in record["runs"]:
         assert measured["mAP50"] >= 0.5 and measured["mAP50-95"] > 0.3
         assert measured["images_with_detections"] > measured["val_images"] / 2 and measured["val_images"] == 32
-        # Wall time depends on what else shares the cores, CPU time much less: at most about five minutes of two cores.
-        assert measured["cpu_minutes"] / record["machine"]["cores"] <= 5.5
-        assert measured["train_minutes"] >= measured["cpu_minutes"] / record["machine"]["cores"] * 0.95
+        # Within about five minutes, measured while the training process had a core to itself (Ultralytics trains on
+        # one thread of two): its CPU time is at least 90% of its wall time, and never more.
+        assert measured["train_minutes"] <= 5.5
+        assert 0.9 * measured["train_minutes"] <= measured["cpu_minutes"] <= 1.02 * measured["train_minutes"]
     picture = REPO / record["picture"]
     assert picture.stat().st_size < 100_000  # a small PNG
     assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
