@@ -85,7 +85,8 @@ def test_quick_benchmark_numbers(quick_report):
     assert versus["model"] == "yolov8n.yaml" and "versus_counterpart" not in stock
     memory = versus["train_b8_activation_memory"]
     assert memory == pytest.approx(plugin["train_b8"]["activation_mib"] / stock["train_b8"]["activation_mib"])
-    assert 0.7 < memory < 1.4  # 0.96 at 640 px before this change: same widths, ReLU instead of SiLU
+    # Each saved storage once, weights excluded: 0.60 in the committed 640 px report and in CI's 256 px quick run.
+    assert 0.45 < memory < 0.8
     steps = versus["train_b8_step"]
     pairs = zip(plugin["train_b8"]["step_ms"]["ms"], stock["train_b8"]["step_ms"]["ms"])
     assert steps["median"] == pytest.approx(statistics.median(a / b for a, b in pairs))
