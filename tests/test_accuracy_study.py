@@ -62,6 +62,11 @@ def test_the_dataset_is_deterministic_and_complete(tmp_path):
         assert [p.read_text() for p in la] == [(b.parent / "labels" / split / p.name).read_text() for p in la]
     assert "names:\n  0: circle\n  1: ring" in a.read_text()
     assert not list(tmp_path.glob(".*"))  # no staging directory left behind
+    before = (a.parent / "labels" / "train" / "train_00000.txt").read_text()
+    assert acc.generate(tmp_path / "a", n_train=6, n_val=3, size=96, seed=1) == a  # same parameters: reused
+    assert (a.parent / "labels" / "train" / "train_00000.txt").read_text() == before
+    acc.generate(tmp_path / "a", n_train=4, n_val=2, size=96, seed=2)  # other parameters: replaced, not reused
+    assert len(list((a.parent / "images" / "train").glob("*.jpg"))) == 4 and '"seed": 2' in a.read_text()
 
 
 def test_variants_override_exactly_the_activation_and_the_width(tmp_path):
@@ -75,6 +80,7 @@ def test_variants_override_exactly_the_activation_and_the_width(tmp_path):
     rep = [m for m in silu.modules() if isinstance(m, yer.RepVGGBlock)]
     assert rep and all(isinstance(m.act, nn.SiLU) for m in rep)
     assert all(isinstance(m.act, nn.ReLU) for m in relu.modules() if isinstance(m, yer.RepVGGBlock))
+    assert "activation" not in relu.yaml and isinstance(relu.model[9].cv1.act, nn.SiLU)  # stock SPPF keeps SiLU
     assert silu.yaml["scale"] == "n" and wide.yaml["scale"] == "n"
     widths = [
         [next(c for c in m.model[i].modules() if isinstance(c, nn.Conv2d)).out_channels for i in (0, 1, 3)]

@@ -198,10 +198,17 @@ def test_activation_memory_counts_each_saved_storage_once_and_no_weights():
     assert 0 < m["unique_bytes"] <= m["naive_bytes"]
 
 
-def test_plain_conv_stack_has_the_fused_models_convs_in_plain_torch():
+def test_plain_conv_stack_has_the_fused_models_convs_in_plain_torch(tmp_path):
     from ultralytics import YOLO
 
-    fused = randomize_bn(YOLO("yolov8n-efficientrep.yaml").model).fuse(verbose=False).eval()
+    import yolo_efficientrep as yer
+
+    # The shipped YAML without its `activation:` key: ReLU rep blocks beside stock SiLU layers, so both kinds of
+    # activation (and the head's Identity) are carried over.
+    text = yer.find_yaml("yolov8-efficientrep.yaml").read_text()
+    assert "\nactivation: nn.SiLU()" in text
+    (tmp_path / "yolov8n-mixed.yaml").write_text(text.replace("\nactivation: nn.SiLU()", "\n# activation removed"))
+    fused = randomize_bn(YOLO(tmp_path / "yolov8n-mixed.yaml").model).fuse(verbose=False).eval()
     stack = measure.PlainConvStack(fused, 64).eval()
     assert {type(m).__module__.split(".")[0] for m in stack.modules()} == {"torch", measure.__name__}
     x = torch.rand(1, 3, 64, 64)
