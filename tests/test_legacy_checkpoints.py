@@ -35,7 +35,9 @@ def _saved() -> dict:
 
 
 def _exact(a: torch.Tensor, b: torch.Tensor) -> None:
-    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    # Same weights and input, but not necessarily the same CPU kernels as the machine that saved the outputs: bitwise
+    # equality held there and failed on another 2-core machine by 1 ulp-scale differences (1.3e-6 absolute).
+    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5 * b.abs().max().item())
 
 
 def test_the_assets_cover_every_unit_and_the_old_layout():
@@ -66,7 +68,7 @@ def test_old_state_dicts_load_strictly_and_reproduce_their_outputs(name, form, n
         _exact(model(saved["input"]), unit_data[f"{form}_out"])
         if form == "train":  # and the loaded trained form still fuses to the old fused output
             unit.fuse_convs()
-            torch.testing.assert_close(unit(saved["input"]), unit_data["fused_out"], rtol=1e-6, atol=1e-6)
+            torch.testing.assert_close(unit(saved["input"]), unit_data["fused_out"], rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("name", UNITS)
@@ -82,7 +84,7 @@ def test_old_pickled_units_are_upgraded_to_the_new_layout(name):
     with torch.no_grad():
         _exact(old(saved["input"]), unit_data["train_out"])
         old.fuse_convs()
-        torch.testing.assert_close(old(saved["input"]), unit_data["fused_out"], rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(old(saved["input"]), unit_data["fused_out"], rtol=1e-5, atol=1e-5)
         _exact(unit_data["fused_module"].eval()(saved["input"]), unit_data["fused_out"])
 
 
@@ -108,9 +110,10 @@ def test_old_ultralytics_checkpoints_load_fuse_and_transfer():
         old.fuse(verbose=False)
         assert all(m.fused for m in qa)
         old.half().float()  # as YOLO.save stored the old fused model: fp16
-        # Bit for bit on the release that wrote the files; another release's fuse may round differently (on 8.1:
+        # Within float rounding on the release that wrote the files (another CPU: 1.5e-5 on 479); another
+        # release's fuse may round differently
         # 9e-5 on coordinates up to 479).
-        tol = {"rtol": 0, "atol": 0} if ultralytics.__version__ == written_by else {"rtol": 1e-5, "atol": 1e-3}
+        tol = {"rtol": 1e-6, "atol": 1e-4} if ultralytics.__version__ == written_by else {"rtol": 1e-5, "atol": 1e-3}
         torch.testing.assert_close(tensors(old(io["input"]), skip=("feats",))[0], io["fused_out"], **tol)
         fused = YOLO(LEGACY / "yolov8n-efficientrep-qa-fused.pt").model.float().eval()
         _exact(tensors(fused(io["input"]), skip=("feats",))[0], io["fused_out"])
