@@ -198,7 +198,7 @@ def paint(rng: np.random.Generator, image: np.ndarray, objects: Iterable[tuple[i
 
 
 def generate(root: Path, n_train: int, n_val: int, size: int, seed: int) -> Path:
-    """Write the clutter dataset (YOLO layout) and its YAML to ``root``; reuse one generated with the same parameters."""
+    """Write the clutter dataset (YOLO layout) and its YAML to ``root``; reuse one made with the same parameters."""
     import cv2
 
     yaml_file = root / "clutter.yaml"
