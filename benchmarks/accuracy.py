@@ -219,8 +219,7 @@ def generate(root: Path, n_train: int, n_val: int, size: int, seed: int) -> Path
             (staging / "labels" / split / f"{split}_{k:05d}.txt").write_text(lines)
     names = "".join(f"  {i}: {n}\n" for i, n in enumerate(CLASSES))
     (staging / "clutter.yaml").write_text(
-        f"{header}\npath: {root}\ntrain: images/train\n"
-        f"val: images/val\nnames:\n{names}"
+        f"{header}\npath: {root}\ntrain: images/train\nval: images/val\nnames:\n{names}"
     )
     if root.exists():
         import shutil
